@@ -1,0 +1,31 @@
+# Two commands for a fresh machine (see README.md):
+#   make chapter   create .venv, install, run the chapter claim by claim
+#   make test      create .venv, install, run every test and each benchmark once
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+
+.PHONY: chapter test bench lint clean
+
+$(BIN)/torchmech: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+chapter: $(BIN)/torchmech
+	$(BIN)/torchmech chapter
+
+test: $(BIN)/torchmech
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest --runslow --benchmark-disable
+
+bench: $(BIN)/torchmech
+	mkdir -p reports
+	$(BIN)/python -m pytest benchmarks --benchmark-only --benchmark-json=reports/bench.json
+
+lint: $(BIN)/torchmech
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis .benchmarks reports *.egg-info

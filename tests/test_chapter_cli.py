@@ -1,0 +1,118 @@
+"""Whole chapter: the `torchmech chapter` command and the learning path's own machinery."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from torchmech import SECTIONS
+from torchmech.cli import main
+
+pytestmark = pytest.mark.chapter
+
+ROOT_CONFTEST = Path(__file__).resolve().parents[1] / "conftest.py"
+
+
+def test_chapter_reproduces_every_claim_so_far(capsys: pytest.CaptureFixture[str]) -> None:
+    """`torchmech chapter --json`: every claim of §1–§4 holds on the CPU, each row with the book's
+    printed value beside ours, and the environment recorded."""
+    assert main(["chapter", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    claims = result["claims"]
+    assert {c["section"] for c in claims} >= {"s1", "s2", "s3", "s4"}
+    assert all(c["holds"] == "exact" for c in claims), [c for c in claims if c["holds"] != "exact"]
+    assert {c["book"] for c in claims} >= {"tensor(1)", "tensor(-0.5600)", "tensor(-0.4000)"}
+    assert result["environment"]["device"] == "cpu"
+
+
+def test_chapter_table_has_a_row_per_claim(capsys: pytest.CaptureFixture[str]) -> None:
+    """The plain table: header, one row per claim labelled §1…§4, and a closing count."""
+    assert main(["chapter"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].split()[:4] == ["§", "claim", "book", "measured"]
+    for section in ("§1", "§2", "§3", "§4"):
+        assert any(line.startswith(section) for line in out)
+    assert "claims hold" in out[-1]
+
+
+def _exit_code(argv: list[str]) -> int:
+    try:
+        return main(argv)
+    except SystemExit as exit_:  # argparse exits on bad arguments
+        return int(exit_.code or 0)
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["chapter", "--device", "tpu"], "unknown device 'tpu'"),
+    (["chapter", "--bogus"], "unrecognized arguments"),
+    (["nonsense"], "invalid choice"),
+    ([], "required"),
+])
+def test_cli_errors_are_one_line(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """Wrong arguments give a one-line error and a non-zero exit, never a traceback."""
+    assert _exit_code(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1 and "Traceback" not in err
+
+
+def test_cli_runs_as_a_program() -> None:
+    """`python -m torchmech` is the same command as the console script, with the same errors."""
+    done = subprocess.run([sys.executable, "-m", "torchmech", "chapter", "--device", "cuda:99"],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 2
+    assert done.stderr.startswith("torchmech: error:") and "Traceback" not in done.stderr
+
+
+# --- the learning path's machinery (root conftest.py), run on a scratch project ---------------
+@pytest.fixture
+def scratch(pytester: pytest.Pytester) -> pytest.Pytester:
+    pytester.makeconftest(ROOT_CONFTEST.read_text())
+    pytester.mkdir("tests")
+    pytester.makeini("[pytest]\naddopts = --strict-markers -p no:cacheprovider\n")
+    return pytester
+
+
+def test_a_test_without_a_section_marker_fails_collection(scratch: pytest.Pytester) -> None:
+    """Every test under tests/ needs exactly one of s1…s9/chapter: none, or two, stop the run."""
+    (scratch.path / "tests" / "test_x.py").write_text(
+        "import pytest\n"
+        "def test_none(): pass\n"
+        "@pytest.mark.s1\n@pytest.mark.s2\ndef test_two(): pass\n"
+        "@pytest.mark.s1\ndef test_one(): pass\n")
+    result = scratch.runpytest_inprocess()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*exactly one section marker*", "*test_none: no section marker",
+                                 "*test_two: s1, s2"])
+
+
+def test_slow_is_deselected_and_the_summary_counts_by_section(scratch: pytest.Pytester) -> None:
+    """`slow` runs only with --runslow; a `device` test runs on cpu and skips cuda with a reason
+    when absent; the closing summary gives each section's passed/failed/skipped."""
+    (scratch.path / "tests" / "test_y.py").write_text(
+        "import pytest\n"
+        "pytestmark = pytest.mark.s3\n"
+        "def test_ok(device): assert device in ('cpu', 'cuda', 'mps')\n"
+        "def test_bad(): assert False\n"
+        "@pytest.mark.slow\ndef test_long(): pass\n")
+    result = scratch.runpytest_inprocess("-rs")
+    outcomes = result.parseoutcomes()
+    assert outcomes["deselected"] == 1 and outcomes["failed"] == 1
+    result.stdout.fnmatch_lines(["*learning path*", f"{SECTIONS['s3']}*1 failed*"])
+    if "skipped" in outcomes:
+        result.stdout.fnmatch_lines(["*no CUDA device on this machine*"])
+    with_slow = scratch.runpytest_inprocess("--runslow").parseoutcomes()
+    assert "deselected" not in with_slow
+    assert with_slow["passed"] == outcomes["passed"] + 1
+
+
+def test_unregistered_markers_are_rejected(scratch: pytest.Pytester) -> None:
+    """--strict-markers: a typo'd marker is an error, not a silently unmarked test."""
+    (scratch.path / "tests" / "test_z.py").write_text(
+        "import pytest\n@pytest.mark.s10\ndef test_typo(): pass\n")
+    result = scratch.runpytest_inprocess()
+    assert result.ret != pytest.ExitCode.OK
+    assert "'s10' not found in `markers`" in str(result.stdout) + str(result.stderr)

@@ -1,0 +1,77 @@
+"""The one place that knows about devices: which exist, how to name one, how to wait for one."""
+
+from __future__ import annotations
+
+import time
+
+import torch
+
+#: Every device kind torchmech parametrises over, in the order tests list them.
+DEVICE_KINDS: tuple[str, ...] = ("cpu", "cuda", "mps")
+
+
+def is_available(kind: str) -> bool:
+    """Whether a device kind (``cpu``, ``cuda``, ``mps``) can run tensors here."""
+    if kind == "cpu":
+        return True
+    if kind == "cuda":
+        return torch.cuda.is_available()
+    if kind == "mps":
+        backend = getattr(torch.backends, "mps", None)
+        return bool(backend and backend.is_available())
+    return False
+
+
+def available_devices() -> list[str]:
+    """The device kinds usable on this machine: always ``cpu``, then ``cuda``/``mps`` if present."""
+    return [kind for kind in DEVICE_KINDS if is_available(kind)]
+
+
+def resolve_device(name: str | torch.device | None = None) -> torch.device:
+    """Turn a user's device name into a ``torch.device``, failing with a one-line reason.
+
+    ``None`` and ``"auto"`` pick CUDA when present, else the CPU.
+
+    Raises:
+        ValueError: the name is not a device, or that device is not available here.
+    """
+    if name is None or name == "auto":
+        return torch.device("cuda" if is_available("cuda") else "cpu")
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(
+            f"unknown device {name!r}: use one of {', '.join(DEVICE_KINDS)} or 'auto'"
+        ) from err
+    if not is_available(device.type):
+        raise ValueError(
+            f"device {str(device)!r} is not available on this machine "
+            f"(available: {', '.join(available_devices())})"
+        )
+    if device.type == "cuda" and device.index is not None:
+        if device.index >= torch.cuda.device_count():
+            raise ValueError(
+                f"device {str(device)!r} does not exist: "
+                f"this machine has {torch.cuda.device_count()} CUDA device(s)"
+            )
+    return device
+
+
+def synchronize(device: str | torch.device) -> None:
+    """Wait until every kernel queued on ``device`` has finished (no-op on the CPU)."""
+    kind = torch.device(device).type
+    if kind == "cuda":
+        torch.cuda.synchronize(device)
+    elif kind == "mps":
+        torch.mps.synchronize()
+
+
+def synced_perf_counter() -> float:
+    """``time.perf_counter()`` read after the accelerators have drained their queues.
+
+    A timer for pytest-benchmark: asynchronous CUDA launches would otherwise be
+    timed as if they took no time at all.
+    """
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.synchronize()
+    return time.perf_counter()

@@ -1,0 +1,144 @@
+"""The chapter, claim by claim: each claim with the book's printed value and the value measured now.
+
+Every section contributes a function that runs the book's code through torchmech and returns
+its :class:`Claim` rows; :func:`run_chapter` gathers them in chapter order.
+"""
+
+from __future__ import annotations
+
+import platform
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+from torchmech import SECTIONS, __version__
+from torchmech.autodiff import linear_loss, linear_loss_grad
+from torchmech.devices import resolve_device
+from torchmech.graph import compute_z, op_chain
+from torchmech.init import MyModule, MyModuleFixed
+from torchmech.models import chapter_sequential
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One row of the chapter table: ``holds`` is ``"exact"`` or ``"no"``."""
+
+    section: str
+    claim: str
+    book: str
+    ours: str
+    holds: str
+
+
+def _row(section: str, claim: str, book: str, ours: str) -> Claim:
+    return Claim(section, claim, book, ours, "exact" if ours == book else "no")
+
+
+def section1(device: torch.device) -> list[Claim]:
+    rows = []
+    for rank, book in ((0, "tensor(1)"), (1, "tensor([1])"), (2, "tensor([[1]])")):
+        args = [torch.tensor(v, device=device).reshape((1,) * rank) for v in (1, 2, 3)]
+        ours = repr(compute_z(*args).cpu())
+        rows.append(_row("s1", f"compute_z(1, 2, 3), rank-{rank} inputs", book, ours))
+    a, b, c = (torch.tensor(v, device=device, requires_grad=True) for v in (1.0, 2.0, 3.0))
+    chain = " → ".join(op_chain(compute_z(a, b, c)))
+    rows.append(_row("s1", "grad_fn DAG of compute_z", "SubBackward0 → MulBackward0 → AddBackward0", chain))
+    return rows
+
+
+def section2(device: torch.device) -> list[Claim]:
+    rows = [
+        _row("s2", "torch.tensor(3.14, requires_grad=True)", "tensor(3.1400, requires_grad=True)",
+             repr(torch.tensor(3.14, requires_grad=True))),
+    ]
+    torch.manual_seed(1)
+    w = torch.empty(2, 3)  # the golden values come from the CPU generator
+    nn.init.xavier_normal_(w)
+    book = "[[0.4183, 0.1688, 0.0390], [0.3930, -0.2858, -0.1051]]"
+    ours = "[" + ", ".join("[" + ", ".join(f"{v:.4f}" for v in row) + "]" for row in w.tolist()) + "]"
+    rows.append(_row("s2", "seed 1: xavier_normal_ of a 2×3 tensor", book, ours))
+    rows.append(_row("s2", "book's MyModule: registered parameters (the trap)", "0",
+                     str(len(list(MyModule().parameters())))))
+    rows.append(_row("s2", "MyModule with nn.Parameter: registered parameters", "2",
+                     str(len(list(MyModuleFixed().to(device).parameters())))))
+    return rows
+
+
+def section3(device: torch.device) -> list[Claim]:
+    w = torch.tensor(1.0, requires_grad=True, device=device)
+    b = torch.tensor(0.5, requires_grad=True, device=device)
+    x, y = torch.tensor([1.4], device=device), torch.tensor([2.1], device=device)
+    linear_loss(w, b, x, y).backward()
+    dw, db = linear_loss_grad(w, b, x, y)
+    return [
+        _row("s3", "dL/dw by autograd", "tensor(-0.5600)", repr(w.grad.cpu())),
+        _row("s3", "dL/db by autograd", "tensor(-0.4000)", repr(b.grad.cpu())),
+        _row("s3", "dL/dw = 2x(wx+b-y), by hand", "tensor(-0.5600)", repr(dw.cpu())),
+        _row("s3", "dL/db = 2(wx+b-y), by hand (the book's exercise)", "tensor(-0.4000)", repr(db.cpu())),
+    ]
+
+
+BOOK_SEQUENTIAL_REPR = """Sequential(
+  (0): Linear(in_features=4, out_features=16, bias=True)
+  (1): ReLU()
+  (2): Linear(in_features=16, out_features=32, bias=True)
+  (3): ReLU()
+)"""
+
+
+def section4(device: torch.device) -> list[Claim]:
+    model = chapter_sequential().to(device)
+    ours = repr(model)
+    rows = [_row("s4", "Sequential(Linear(4,16), ReLU, Linear(16,32), ReLU) repr",
+                 "as printed", "as printed" if ours == BOOK_SEQUENTIAL_REPR else ours)]
+    n_params = sum(p.numel() for p in model.parameters())
+    rows.append(_row("s4", "its parameters: 4·16+16 + 16·32+32", "624", str(n_params)))
+    return rows
+
+
+SECTION_RUNNERS: tuple[Callable[[torch.device], list[Claim]], ...] = (section1, section2, section3, section4)
+
+
+def run_chapter(device: str | torch.device | None = "cpu") -> list[Claim]:
+    """Run every section written so far, in chapter order, on ``device``."""
+    dev = resolve_device(device)
+    return [claim for runner in SECTION_RUNNERS for claim in runner(dev)]
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def environment(device: str | torch.device | None = "cpu") -> dict[str, str]:
+    dev = resolve_device(device)
+    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else _cpu_name()
+    return {
+        "torchmech": __version__,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "device": str(dev),
+        "device_name": name,
+        "threads": str(torch.get_num_threads()),
+    }
+
+
+def as_json(claims: list[Claim], device: str | torch.device | None = "cpu") -> dict:
+    return {"environment": environment(device), "claims": [asdict(c) for c in claims]}
+
+
+def format_table(claims: list[Claim]) -> str:
+    """A plain-text table: section, claim, the book's value, ours, and whether it holds."""
+    header = ("§", "claim", "book", "measured", "holds")
+    rows = [(SECTIONS[c.section].split(" ")[0], c.claim, c.book, c.ours, c.holds) for c in claims]
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    line = lambda r: "  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip()  # noqa: E731
+    return "\n".join([line(header), line(tuple("-" * w for w in widths)), *map(line, rows)])

@@ -1,0 +1,133 @@
+"""The one training loop of the package (§5–§8 all train through :func:`train`).
+
+Per epoch, as the book's notebooks compute it:
+
+* loss = mean of the per-batch losses over the number of batches (``len(loader)``);
+* accuracy = correct predictions / number of samples, counted on the training batches'
+  own forward passes (before the optimizer step) and on the validation set;
+* validation runs in ``eval()`` mode under ``torch.no_grad()``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sized
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from torchmech.devices import resolve_device
+
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+Correct = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
+
+
+def binary_correct(pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Number of right answers of a probability output thresholded at 0.5 (XOR, §5)."""
+    return ((pred >= 0.5).to(y.dtype) == y).sum()
+
+
+def multiclass_correct(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Number of right answers of class scores (N, C) against class indices (MNIST, §8)."""
+    return (torch.argmax(logits, dim=1) == y).sum()
+
+
+@dataclass
+class History:
+    """Per-epoch results of :func:`train`, as plain floats (``valid_*`` empty without a validation set;
+    ``*_acc`` empty for regression)."""
+
+    train_loss: list[float] = field(default_factory=list)
+    valid_loss: list[float] = field(default_factory=list)
+    train_acc: list[float] = field(default_factory=list)
+    valid_acc: list[float] = field(default_factory=list)
+
+
+def _forward(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    pred = model(x)
+    # The book's binary and regression models end in one unit and index [:, 0].
+    if pred.dim() == 2 and pred.shape[1] == 1 and y.dim() == 1:
+        pred = pred[:, 0]
+    return pred
+
+
+def _epoch(
+    model: nn.Module,
+    loss_fn: LossFn,
+    batches: Batches,
+    device: torch.device,
+    correct: Correct | None,
+    optimizer: torch.optim.Optimizer | None,
+) -> tuple[float, float | None]:
+    """One pass over ``batches``; steps ``optimizer`` when given. Returns (mean loss, accuracy)."""
+    if not isinstance(batches, Sized) or len(batches) == 0:
+        raise ValueError("a loader must have a length (the number of batches) greater than 0")
+    # Summed in float64, as the book's ``loss.item()`` Python floats are (MPS has no float64).
+    acc_dtype = torch.float32 if device.type == "mps" else torch.float64
+    loss_sum = torch.zeros((), device=device, dtype=acc_dtype)
+    right = torch.zeros((), device=device, dtype=torch.int64)
+    samples = 0
+    for x, y in batches:
+        x, y = x.to(device), y.to(device)
+        pred = _forward(model, x, y)
+        loss = loss_fn(pred, y)
+        if optimizer is not None:
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad()
+        loss_sum += loss.detach()
+        if correct is not None:
+            right += correct(pred.detach(), y)
+        samples += len(y)
+    accuracy = right.item() / samples if correct is not None else None
+    return loss_sum.item() / len(batches), accuracy
+
+
+def train(
+    model: nn.Module,
+    loss_fn: LossFn,
+    optimizer: torch.optim.Optimizer,
+    train_batches: Batches,
+    num_epochs: int,
+    valid_batches: Batches | None = None,
+    *,
+    correct: Correct | None = None,
+    device: str | torch.device | None = "cpu",
+    on_epoch_end: Callable[[int, History], None] | None = None,
+) -> History:
+    """Train ``model`` for ``num_epochs`` and return its :class:`History`.
+
+    Args:
+        model: any module; moved to ``device``.
+        loss_fn: e.g. ``nn.BCELoss()``, ``nn.MSELoss()``, ``nn.CrossEntropyLoss()``.
+        optimizer: built on ``model.parameters()``.
+        train_batches: a sized iterable of ``(x, y)`` batches, e.g. a ``DataLoader``.
+        num_epochs: epochs to run (> 0).
+        valid_batches: optional; evaluated after every epoch under ``torch.no_grad()``.
+        correct: counts right answers in a batch (:func:`binary_correct`,
+            :func:`multiclass_correct`); ``None`` for regression (no accuracy).
+        device: where to train (``"cpu"``, ``"cuda"``, ``"auto"``).
+        on_epoch_end: called as ``on_epoch_end(epoch, history)`` (progress bars, prints).
+    """
+    if num_epochs <= 0:
+        raise ValueError(f"num_epochs must be > 0, got {num_epochs}")
+    dev = resolve_device(device)
+    model.to(dev)
+    history = History()
+    for epoch in range(num_epochs):
+        model.train()
+        loss, acc = _epoch(model, loss_fn, train_batches, dev, correct, optimizer)
+        history.train_loss.append(loss)
+        if acc is not None:
+            history.train_acc.append(acc)
+        if valid_batches is not None:
+            model.eval()
+            with torch.no_grad():
+                loss, acc = _epoch(model, loss_fn, valid_batches, dev, correct, None)
+            history.valid_loss.append(loss)
+            if acc is not None:
+                history.valid_acc.append(acc)
+        if on_epoch_end is not None:
+            on_epoch_end(epoch, history)
+    return history
