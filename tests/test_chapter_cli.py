@@ -11,6 +11,7 @@ import pytest
 
 from torchmech import SECTIONS
 from torchmech.cli import main
+from torchmech.report import SECTION_RUNNERS
 
 pytestmark = pytest.mark.chapter
 
@@ -18,25 +19,26 @@ ROOT_CONFTEST = Path(__file__).resolve().parents[1] / "conftest.py"
 
 
 def test_chapter_reproduces_every_claim_so_far(capsys: pytest.CaptureFixture[str]) -> None:
-    """`torchmech chapter --json`: every claim of §1–§4 holds on the CPU, each row with the book's
-    printed value beside ours, and the environment recorded."""
+    """`torchmech chapter --json`: every claim of the sections written so far holds on the CPU,
+    each row with the book's printed value beside ours, and the environment recorded."""
     assert main(["chapter", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     claims = result["claims"]
-    assert {c["section"] for c in claims} >= {"s1", "s2", "s3", "s4"}
+    assert [c["section"] for c in claims] == sorted(c["section"] for c in claims)  # chapter order
+    assert {c["section"] for c in claims} == set(SECTION_RUNNERS)
     assert all(c["holds"] == "exact" for c in claims), [c for c in claims if c["holds"] != "exact"]
     assert {c["book"] for c in claims} >= {"tensor(1)", "tensor(-0.5600)", "tensor(-0.4000)"}
     assert result["environment"]["device"] == "cpu"
 
 
 def test_chapter_table_has_a_row_per_claim(capsys: pytest.CaptureFixture[str]) -> None:
-    """The plain table: header, one row per claim labelled §1…§4, and a closing count."""
-    assert main(["chapter"]) == 0
+    """The plain table: header, one row per claim labelled §N, and a closing count; --section
+    picks sections."""
+    assert main(["chapter", "--section", "s1", "s4"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0].split()[:4] == ["§", "claim", "book", "measured"]
-    for section in ("§1", "§2", "§3", "§4"):
-        assert any(line.startswith(section) for line in out)
-    assert "claims hold" in out[-1]
+    assert {line.split()[0] for line in out[2:-2]} == {"§1", "§4"}
+    assert out[-1].startswith(f"{len(out) - 4}/{len(out) - 4} claims hold")
 
 
 def _exit_code(argv: list[str]) -> int:
@@ -49,6 +51,12 @@ def _exit_code(argv: list[str]) -> int:
 @pytest.mark.parametrize(("argv", "message"), [
     (["chapter", "--device", "tpu"], "unknown device 'tpu'"),
     (["chapter", "--bogus"], "unrecognized arguments"),
+    (["chapter", "--section", "s10"], "invalid choice: 's10'"),
+    (["xor", "--epochs", "0"], "--epochs: must be > 0"),
+    (["xor", "--seeds", "many"], "expected a whole number"),
+    (["xor", "--model", "svm"], "invalid choice: 'svm'"),
+    (["xor", "--seeds", "4", "--plot", "figs"], "--plot draws one run"),
+    (["xor", "--device", "cuda:7"], "is not available"),
     (["nonsense"], "invalid choice"),
     ([], "required"),
 ])
@@ -57,6 +65,32 @@ def test_cli_errors_are_one_line(argv: list[str], message: str, capsys: pytest.C
     assert _exit_code(argv) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1 and "Traceback" not in err
+
+
+def test_xor_single_run_json_and_figures(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`torchmech xor --json` trains one model and prints its final accuracies; --plot writes PNGs."""
+    assert main(["xor", "--model", "logistic", "--epochs", "3", "--plot", str(tmp_path), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["model"] == "logistic" and out["epochs"] == 3
+    assert 0 <= out["valid_acc"] <= 1 and 0 <= out["train_acc"] <= 1
+    assert sorted(Path(p).name for p in out["figures"]) == [
+        "xor_data.png", "xor_logistic_curves.png", "xor_logistic_regions.png"]
+
+
+def test_xor_many_seeds_reports_the_success_rate(capsys: pytest.CaptureFixture[str]) -> None:
+    """`torchmech xor --seeds K --json` trains K seeds at once and reports the success rate."""
+    assert main(["xor", "--model", "noisy", "--seeds", "8", "--epochs", "2", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["seeds"] == 8 and out["parameters"] == 37
+    assert 0 <= out["success_rate"] <= 1 and out["median_valid_acc"] <= out["best_valid_acc"]
+
+
+def test_xor_cannot_write_figures_under_a_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """An output directory that cannot be created (under a regular file) is a one-line error."""
+    (tmp_path / "file").write_text("")
+    assert main(["xor", "--epochs", "1", "--plot", str(tmp_path / "file" / "figs")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("torchmech: error: cannot write figures") and len(err.splitlines()) == 1
 
 
 def test_cli_runs_as_a_program() -> None:

@@ -5,7 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
 
 from torchmech import __version__
 
@@ -24,8 +29,67 @@ def build_parser() -> argparse.ArgumentParser:
     )
     chapter.add_argument("--device", default="cpu",
                          help="cpu, cuda, mps or auto (default: cpu, where the golden values hold)")
+    chapter.add_argument("--section", nargs="+", choices=report_sections(), metavar="sN",
+                         help="run only these sections (s1 … s6; default: all)")
     chapter.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+
+    xor = commands.add_parser("xor", help="§5–§6: train the chapter's XOR models, one seed or many at once")
+    xor.add_argument("--model", default="mlp", choices=("logistic", "mlp", "modulelist", "noisy"),
+                     help="logistic regression, the 2×4 MLP (Sequential or ModuleList), or MyNoisyModule")
+    xor.add_argument("--epochs", type=_positive, default=200, help="epochs (default 200, as in the book)")
+    xor.add_argument("--seed", type=int, default=1, help="torch seed before building and before training (1)")
+    xor.add_argument("--seeds", type=_positive, default=None, metavar="K",
+                     help="train K seeds at once and report the success rate (valid acc > 0.9)")
+    xor.add_argument("--device", default="cpu", help="cpu, cuda, mps or auto")
+    xor.add_argument("--plot", type=Path, default=None, metavar="DIR",
+                     help="write figures 13.2–13.6 for this run as PNG into DIR")
+    xor.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     return parser
+
+
+def report_sections() -> list[str]:
+    from torchmech.report import SECTION_RUNNERS
+
+    return list(SECTION_RUNNERS)
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
+    return value
+
+
+def _xor(args: argparse.Namespace, device: torch.device) -> dict:
+    from torchmech.capacity import XOR_MODELS, train_ensemble, xor_run
+    from torchmech.data.xor import make_xor
+
+    data = make_xor()
+    start = time.perf_counter()
+    if args.seeds:
+        build, lr = XOR_MODELS[args.model]
+        result = train_ensemble(build, data, range(args.seed, args.seed + args.seeds), epochs=args.epochs,
+                                lr=lr, device=device)
+        seconds = time.perf_counter() - start
+        return {"model": args.model, "seeds": args.seeds, "epochs": args.epochs, "device": str(device),
+                "success_rate": result.success_rate(0.9), "median_valid_acc": result.valid_acc.median().item(),
+                "best_valid_acc": result.valid_acc.max().item(), "parameters": result.n_params,
+                "seconds": round(seconds, 3)}
+    with tqdm(total=args.epochs, desc=f"xor {args.model}", file=sys.stderr, disable=None, leave=False) as bar:
+        model, history = xor_run(args.model, epochs=args.epochs, seed=args.seed, device=device, data=data,
+                                 on_epoch_end=lambda *_: bar.update())
+    out = {"model": args.model, "seed": args.seed, "epochs": args.epochs, "device": str(device),
+           "train_acc": history.train_acc[-1], "valid_acc": history.valid_acc[-1],
+           "train_loss": history.train_loss[-1], "valid_loss": history.valid_loss[-1],
+           "seconds": round(time.perf_counter() - start, 3)}
+    if args.plot is not None:
+        from torchmech.plots import xor_figures
+
+        out["figures"] = [str(p) for p in xor_figures(model, history, data, args.plot, args.model)]
+    return out
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -38,7 +102,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as err:
         print(f"torchmech: error: {err}", file=sys.stderr)
         return 2
-    claims = report.run_chapter(device)
+    if args.command == "xor":
+        if args.seeds and args.plot is not None:
+            print("torchmech: error: --plot draws one run: leave out --seeds", file=sys.stderr)
+            return 2
+        try:
+            result = _xor(args, device)
+        except OSError as err:
+            print(f"torchmech: error: cannot write figures: {err}", file=sys.stderr)
+            return 2
+        if args.json:
+            print(json.dumps(result, indent=2))
+        else:
+            print("  ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in result.items()))
+        return 0
+    claims = report.run_chapter(device, args.section)
     failed = [c for c in claims if c.holds == "no"]
     if args.json:
         print(json.dumps(report.as_json(claims, device), indent=2))

@@ -7,7 +7,7 @@ its :class:`Claim` rows; :func:`run_chapter` gathers them in chapter order.
 from __future__ import annotations
 
 import platform
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
 import torch
@@ -15,10 +15,14 @@ from torch import nn
 
 from torchmech import SECTIONS, __version__
 from torchmech.autodiff import linear_loss, linear_loss_grad
+from torchmech.capacity import xor_run
+from torchmech.data.xor import make_xor
 from torchmech.devices import resolve_device
 from torchmech.graph import compute_z, op_chain
 from torchmech.init import MyModule, MyModuleFixed
+from torchmech.layers import NoisyLinear
 from torchmech.models import chapter_sequential
+from torchmech.train import History
 
 
 @dataclass(frozen=True)
@@ -98,13 +102,46 @@ def section4(device: torch.device) -> list[Claim]:
     return rows
 
 
-SECTION_RUNNERS: tuple[Callable[[torch.device], list[Claim]], ...] = (section1, section2, section3, section4)
+def _accuracies(h: History) -> str:
+    return f"{h.train_acc[-1]:.2f} / {h.valid_acc[-1]:.2f}"
 
 
-def run_chapter(device: str | torch.device | None = "cpu") -> list[Claim]:
-    """Run every section written so far, in chapter order, on ``device``."""
+def section5(device: torch.device) -> list[Claim]:
+    d = make_xor()
+    _, logistic = xor_run("logistic", device=device, data=d)
+    return [
+        _row("s5", "XOR data, first row (np.random.seed(1))", "-0.16595599, 0.44064899",
+             ", ".join(f"{v:.8f}" for v in d.x[0])),
+        _row("s5", "XOR class-1 labels, train / valid", "53 / 53",
+             f"{int(d.y_train.sum())} / {int(d.y_valid.sum())}"),
+        _row("s5", "logistic regression, train / valid acc (200 epochs)", "0.64 / 0.71", _accuracies(logistic)),
+    ]
+
+
+def section6(device: torch.device) -> list[Claim]:
+    torch.manual_seed(1)
+    layer = NoisyLinear(4, 2).to(device)
+    x = torch.zeros(1, 4, device=device)
+    prints = [", ".join(f"{v:.4f}" for v in layer(x, training=t)[0].tolist()) for t in (True, True, False)]
+    _, noisy = xor_run("noisy", device=device)
+    return [
+        _row("s6", "NoisyLinear(4, 2), seed 1, training=True", "0.1154, -0.0598", prints[0]),
+        _row("s6", "  … called again", "0.0432, -0.0375", prints[1]),
+        _row("s6", "  … training=False", "0.0000, 0.0000", prints[2]),
+        _row("s6", "MyNoisyModule, train / valid acc (200 epochs)", "1.00 / 0.96", _accuracies(noisy)),
+    ]
+
+
+SECTION_RUNNERS: dict[str, Callable[[torch.device], list[Claim]]] = {
+    "s1": section1, "s2": section2, "s3": section3, "s4": section4, "s5": section5, "s6": section6,
+}
+
+
+def run_chapter(device: str | torch.device | None = "cpu", sections: Sequence[str] | None = None) -> list[Claim]:
+    """Run the sections written so far (or only ``sections``), in chapter order, on ``device``."""
     dev = resolve_device(device)
-    return [claim for runner in SECTION_RUNNERS for claim in runner(dev)]
+    chosen = SECTION_RUNNERS if sections is None else [s for s in SECTION_RUNNERS if s in sections]
+    return [claim for s in chosen for claim in SECTION_RUNNERS[s](dev)]
 
 
 def _cpu_name() -> str:

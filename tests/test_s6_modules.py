@@ -1,0 +1,269 @@
+"""§6 nn.Module subclasses and custom layers: MyModule on nn.ModuleList, NoisyLinear,
+MyNoisyModule, and the decision-region figures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.image
+import numpy as np
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+from scipy import stats
+from torch import nn
+
+from tests.strategies import reals, torch_seeds
+from torchmech.capacity import train_ensemble, xor_run
+from torchmech.data.xor import make_xor
+from torchmech.init import glorot_bound
+from torchmech.layers import NoisyLinear
+from torchmech.models import MyModule, MyNoisyModule, mlp
+from torchmech.plots import decision_regions, xor_figures
+
+pytestmark = pytest.mark.s6
+
+ALPHA = 1e-4  # significance level of the statistical tests in this file
+
+BOOK_REPR = """MyModule(
+  (module_list): ModuleList(
+    (0): Linear(in_features=2, out_features=4, bias=True)
+    (1): ReLU()
+    (2): Linear(in_features=4, out_features=4, bias=True)
+    (3): ReLU()
+    (4): Linear(in_features=4, out_features=1, bias=True)
+    (5): Sigmoid()
+  )
+)"""
+
+
+# --- MyModule on nn.ModuleList ------------------------------------------------------------------
+def test_mymodule_repr_and_registered_layers() -> None:
+    """MyModule keeps its layers in an nn.ModuleList, so they print and register (37 parameters)."""
+    model = MyModule()
+    assert repr(model) == BOOK_REPR
+    assert sum(p.numel() for p in model.parameters()) == 37
+
+
+@given(x=st.lists(st.tuples(reals(-2, 2), reals(-2, 2)), min_size=1, max_size=16), seed=torch_seeds)
+def test_mymodule_equals_sequential_with_the_same_weights(x, seed: int, device: str) -> None:
+    """A ModuleList looped in forward computes what nn.Sequential does: same outputs, same gradients."""
+    torch.manual_seed(seed)
+    mine = MyModule().to(device)
+    seq = mlp((2, 4, 4, 1)).to(device)
+    seq.load_state_dict({k.removeprefix("module_list."): v for k, v in mine.state_dict().items()})
+    xt = torch.tensor(x, device=device)
+    out_mine, out_seq = mine(xt), seq(xt)
+    torch.testing.assert_close(out_mine, out_seq, rtol=0, atol=0)  # the same kernels, in the same order
+    out_mine.sum().backward()
+    out_seq.sum().backward()
+    for p, q in zip(mine.parameters(), seq.parameters(), strict=True):
+        torch.testing.assert_close(p.grad, q.grad, rtol=0, atol=0)
+
+
+def test_predict_gives_0_1_floats_for_numpy_and_tensors(device: str) -> None:
+    """predict(x): class 1 where the output ≥ 0.5, as 0/1 floats; NumPy in (as mlxtend calls it),
+    NumPy out; tensor in, tensor out."""
+    torch.manual_seed(0)
+    model = MyModule().to(device)
+    x = np.random.default_rng(0).uniform(-1, 1, (50, 2)).astype(np.float32)
+    p_np = model.predict(x)
+    assert isinstance(p_np, np.ndarray) and p_np.dtype == np.float32
+    assert set(np.unique(p_np)) <= {0.0, 1.0}
+    p_t = model.predict(torch.tensor(x, device=device))
+    assert isinstance(p_t, torch.Tensor) and p_t.device.type == device
+    with torch.no_grad():
+        expected = (model(torch.tensor(x, device=device))[:, 0] >= 0.5).float()
+    torch.testing.assert_close(p_t, expected)
+    np.testing.assert_array_equal(p_np, expected.cpu().numpy())
+
+
+# --- NoisyLinear -----------------------------------------------------------------------------------
+def test_noisy_linear_golden() -> None:
+    """Book: torch.manual_seed(1); NoisyLinear(4, 2); zeros(1, 4) → training=True prints
+    [[0.1154, -0.0598]], again [[0.0432, -0.0375]], training=False [[0., 0.]]."""
+    torch.manual_seed(1)
+    layer = NoisyLinear(4, 2)
+    x = torch.zeros(1, 4)
+    assert repr(layer(x, training=True)) == "tensor([[ 0.1154, -0.0598]], grad_fn=<AddBackward0>)"
+    assert repr(layer(x, training=True)) == "tensor([[ 0.0432, -0.0375]], grad_fn=<AddBackward0>)"
+    assert repr(layer(x, training=False)) == "tensor([[0., 0.]], grad_fn=<AddBackward0>)"
+
+
+def test_noisy_linear_parameters_repr_and_reset() -> None:
+    """w is (input_size × output_size), Xavier-uniform; b zeros; extra_repr names the sizes and σ."""
+    layer = NoisyLinear(3, 5, 0.2)
+    assert layer.w.shape == (3, 5) and layer.b.shape == (5,)
+    assert [n for n, _ in layer.named_parameters()] == ["w", "b"]
+    assert repr(layer) == "NoisyLinear(input_size=3, output_size=5, noise_stddev=0.2)"
+    with torch.no_grad():
+        layer.b.fill_(1.0)
+    layer.reset_parameters()
+    assert torch.equal(layer.b.detach(), torch.zeros(5))
+    assert layer.w.abs().max().item() <= glorot_bound(3, 5)
+
+
+@given(seed=torch_seeds, x=st.lists(reals(-3, 3), min_size=4, max_size=4))
+def test_noise_follows_the_mode(seed: int, x, device: str) -> None:
+    """Without noise (eval mode, or training=False) the layer is deterministic and equals x·w + b;
+    in train mode (or training=True) two calls differ; an explicit bool beats the module's mode."""
+    torch.manual_seed(seed)
+    layer = NoisyLinear(4, 3).to(device)
+    with torch.no_grad():
+        layer.b.normal_()
+    xt = torch.tensor([x], device=device)
+    clean = xt @ layer.w + layer.b
+    layer.eval()
+    torch.testing.assert_close(layer(xt), clean)
+    torch.testing.assert_close(layer(xt), layer(xt))
+    assert not torch.equal(layer(xt, training=True), layer(xt, training=True))
+    layer.train()
+    assert not torch.equal(layer(xt), layer(xt))
+    torch.testing.assert_close(layer(xt, training=False), clean)
+
+
+def noise_law_pvalues(seed: int, device: str = "cpu", n: int = 100_000) -> tuple[float, float]:
+    """(min p of the per-output mean tests, min p of the per-output variance tests), for one draw
+    of n training outputs of NoisyLinear(4, 3, σ = 0.3) at a fixed input."""
+    torch.manual_seed(seed)
+    layer = NoisyLinear(4, 3, 0.3).to(device, torch.float64)
+    x = torch.tensor([[0.5, -1.0, 2.0, 0.0]], dtype=torch.float64, device=device)
+    with torch.no_grad():
+        dev = (layer(x.expand(n, -1), training=True) - layer(x, training=False)).cpu()
+    var = (0.3**2 * (layer.w.detach().cpu() ** 2).sum(dim=0))  # σ²·Σᵢ w²ᵢⱼ: diag of σ²·wᵀw
+    z = dev.mean(dim=0) / (var / n).sqrt()
+    p_mean = 2 * stats.norm.sf(z.abs().numpy())
+    chi2 = (n * (dev**2).mean(dim=0) / var).numpy()  # χ²(n): the mean is known to be 0
+    p_var = 2 * np.minimum(stats.chi2.cdf(chi2, n), stats.chi2.sf(chi2, n))
+    return float(p_mean.min()), float(p_var.min())
+
+
+def test_noise_law_mean_zero_and_variance_sigma2_w_squared(device: str) -> None:
+    """For a fixed x, the training output minus x·w + b is ε·w: mean 0, variance of output j
+    σ²·Σᵢ w²ᵢⱼ (the diagonal of σ²·wᵀw). 100,000 draws, fixed seed; a z-test of each mean
+    and a χ² test of each variance, α = 1e-4 each (Bonferroni over the 3 outputs).
+
+    Measured once on the CPU over seeds 1..1000 (`python -m tests.test_s6_modules`):
+    0 rejections of the mean tests, 0 of the variance tests.
+    """
+    p_mean, p_var = noise_law_pvalues(20240101, device)
+    assert p_mean > ALPHA / 3, f"noise mean differs from 0: p = {p_mean:.2e}"
+    assert p_var > ALPHA / 3, f"noise variance differs from σ²Σw²: p = {p_var:.2e}"
+
+
+@given(seed=torch_seeds)
+def test_training_gradients_are_those_of_the_noisy_input(seed: int, device: str) -> None:
+    """In training the gradient is that of (x + ε)·w + b with ε held fixed (the RNG replayed)."""
+    torch.manual_seed(seed)
+    layer = NoisyLinear(4, 2, 0.5).to(device, torch.float64)
+    x = torch.randn(3, 4, dtype=torch.float64, device=device, requires_grad=True)
+    state = torch.random.get_rng_state(), (torch.cuda.get_rng_state() if device == "cuda" else None)
+    (layer(x, training=True) ** 2).sum().backward()
+    got = [t.grad.clone() for t in (layer.w, layer.b, x)]
+    for t in (layer.w, layer.b, x):
+        t.grad = None
+    torch.random.set_rng_state(state[0])
+    if state[1] is not None:
+        torch.cuda.set_rng_state(state[1])
+    eps = layer.noise(x)
+    (((x + eps) @ layer.w + layer.b) ** 2).sum().backward()
+    for a, b in zip(got, (layer.w.grad, layer.b.grad, x.grad), strict=True):
+        torch.testing.assert_close(a, b)
+
+
+def test_zero_noise_is_nn_linear_with_the_transposed_weight(device: str) -> None:
+    """noise_stddev=0: NoisyLinear is nn.Linear whose weight is w transposed, in training too."""
+    layer = NoisyLinear(4, 3, 0.0).to(device)
+    lin = nn.Linear(4, 3).to(device)
+    with torch.no_grad():
+        lin.weight.copy_(layer.w.T)
+        lin.bias.copy_(layer.b)
+    x = torch.randn(5, 4, device=device)
+    torch.testing.assert_close(layer(x, training=True), lin(x))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_noise_is_drawn_on_the_inputs_device_and_dtype(dtype: torch.dtype, device: str) -> None:
+    """The noise follows x: float64 on CUDA works (the book's torch.normal drew float32 on the CPU)."""
+    layer = NoisyLinear(2, 2).to(device, dtype)
+    x = torch.zeros(3, 2, device=device, dtype=dtype)
+    assert layer.noise(x).dtype == dtype and layer.noise(x).device.type == device
+    assert layer(x, training=True).dtype == dtype
+
+
+def test_noisy_linear_names_bad_input() -> None:
+    """Wrong input width names both widths; a negative σ or a non-positive size is refused."""
+    layer = NoisyLinear(4, 2)
+    with pytest.raises(ValueError, match="input_size=4, got 3"):
+        layer(torch.zeros(1, 3))
+    with pytest.raises(ValueError, match="noise_stddev"):
+        NoisyLinear(4, 2, -0.1)
+    with pytest.raises(ValueError, match="positive"):
+        NoisyLinear(0, 2)
+
+
+# --- MyNoisyModule ---------------------------------------------------------------------------
+def test_my_noisy_module_golden() -> None:
+    """Book: MyNoisyModule (NoisyLinear(2, 4, 0.07) → … → Sigmoid), reseeded with 1 before it is
+    built and before the loop, noise on in training and off in validation → 1.00 / 0.96."""
+    _, h = xor_run("noisy")
+    assert (round(h.train_acc[-1], 2), round(h.valid_acc[-1], 2)) == (1.00, 0.96)
+
+
+def test_my_noisy_module_converges_over_seeds(device: str) -> None:
+    """Over 256 seeds MyNoisyModule (same 37 parameters as the 2×4 MLP) mostly solves XOR.
+
+    Measured on the CPU, seeds 1000–1255: median validation accuracy 0.95, > 0.9 for 73 %,
+    > 0.8 for 80 % (the plain 2×4 MLP on the same seeds: 50 % above 0.9). The noise did not
+    hurt; thresholds sit ≥ 4 standard errors below the measures."""
+    result = train_ensemble(MyNoisyModule, make_xor(), range(1000, 1256), device=device)
+    assert result.n_params == 37
+    assert result.valid_acc.median().item() >= 0.9
+    assert result.success_rate(0.9) >= 0.55
+
+
+# --- figures ---------------------------------------------------------------------------------
+def _is_png(path: Path) -> None:
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    image = matplotlib.image.imread(path)
+    assert image.ndim == 3 and min(image.shape[:2]) > 100 and image.std() > 0
+
+
+def test_xor_figures_are_valid_images(tmp_path: Path) -> None:
+    """Figures 13.2–13.6 for one run: scatter, learning curves and decision regions, as PNG."""
+    model, history = xor_run("modulelist", epochs=2)
+    paths = xor_figures(model, history, make_xor(), tmp_path, "modulelist")
+    assert [p.name for p in paths] == ["xor_data.png", "xor_modulelist_curves.png", "xor_modulelist_regions.png"]
+    for p in paths:
+        _is_png(p)
+    assert not list(tmp_path.glob("*.part"))
+
+
+def test_decision_regions_without_mlxtend(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where mlxtend is absent (the GPU machine) the regions are drawn from the model's own predictions."""
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_mlxtend(name: str, *args, **kwargs):
+        if name.startswith("mlxtend"):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_mlxtend)
+    _is_png(decision_regions(mlp((2, 4, 4, 1)), make_xor(), tmp_path / "regions.png"))
+
+
+def test_astype_np_integer_is_an_erratum() -> None:
+    """Erratum: the book's y_valid.numpy().astype(np.integer) raises on NumPy ≥ 1.24 (np.integer
+    is abstract); torchmech passes mlxtend np.int64 labels."""
+    labels = make_xor().y_valid.numpy()
+    with pytest.raises(TypeError):
+        labels.astype(np.integer)
+    assert labels.astype(np.int64).sum() == 53
+
+
+if __name__ == "__main__":  # count rejections of the noise-law test over 1,000 seeds
+    p = np.array([noise_law_pvalues(s) for s in range(1, 1001)])
+    print("rejections (mean, variance):", (p <= ALPHA / 3).sum(axis=0).tolist(), "min p:", p.min(axis=0).tolist())

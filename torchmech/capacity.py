@@ -1,0 +1,231 @@
+r"""§5 Model capacity as a claim about probabilities: many seeds of one architecture trained at once.
+
+One XOR model per seed is the chapter's experiment; its outcome depends on the seed (4-unit
+ReLU layers can die). :func:`train_ensemble` trains ``K`` copies — each initialised exactly
+as the book's model built after ``torch.manual_seed(seed)``, each with its own shuffle —
+as one batched computation: layer :math:`l` of all members is a stacked weight
+:math:`W_l \in \mathbb{R}^{K \times n_{in} \times n_{out}}` applied with ``torch.baddbmm``,
+and the members' losses are summed, so each member's gradient is its own. Plain SGD is
+elementwise, so one optimizer over the stacked tensors steps every member as if alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from torchmech.data.xor import XorData
+from torchmech.devices import resolve_device
+from torchmech.layers import NoisyLinear
+from torchmech.train import History
+
+Layers = list[tuple[torch.Tensor, torch.Tensor]]  # (weight (in, out), bias (out,)) per layer
+
+
+def chain_layers(model: nn.Module) -> tuple[Layers, float]:
+    """Weights ``(in, out)`` and biases of a ``[Linear|NoisyLinear, ReLU]* Linear, Sigmoid`` chain,
+    and the first layer's input-noise σ (0 without a ``NoisyLinear``).
+
+    Raises:
+        ValueError: the model is not such a chain.
+    """
+    layers: Layers = []
+    kinds: list[str] = []
+    noise = 0.0
+    for m in model.modules():
+        if isinstance(m, nn.Linear):
+            layers.append((m.weight.detach().T, m.bias.detach()))
+            kinds.append("linear")
+        elif isinstance(m, NoisyLinear):
+            if layers:
+                raise ValueError("only the first layer may be a NoisyLinear")
+            layers.append((m.w.detach(), m.b.detach()))
+            noise = m.noise_stddev
+            kinds.append("linear")
+        elif isinstance(m, nn.ReLU | nn.Sigmoid):
+            kinds.append(type(m).__name__)
+    expected = ["linear", "ReLU"] * (len(layers) - 1) + ["linear", "Sigmoid"]
+    if not layers or kinds != expected:
+        raise ValueError(f"expected a chain Linear, ReLU, …, Linear, Sigmoid; got {kinds}")
+    return layers, noise
+
+
+def n_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+@dataclass(frozen=True)
+class EnsembleResult:
+    """What :func:`train_ensemble` measured, one entry per seed.
+
+    Attributes:
+        seeds: the members' initialisation seeds.
+        n_params: parameters of one member.
+        train_acc, valid_acc: (K,) accuracies of the trained members on the two halves.
+        grad_norms: (K, L) Frobenius norm of each layer's weight gradient, averaged over
+            the first epoch (how much signal reaches each layer early in training).
+        weights: the trained (weight (K, in, out), bias (K, 1, out)) of every layer.
+    """
+
+    seeds: tuple[int, ...]
+    n_params: int
+    train_acc: torch.Tensor
+    valid_acc: torch.Tensor
+    grad_norms: torch.Tensor
+    weights: Layers
+
+    def success_rate(self, threshold: float = 0.9) -> float:
+        """Fraction of members whose validation accuracy exceeds ``threshold``."""
+        return (self.valid_acc > threshold).float().mean().item()
+
+
+def batch_orders(k: int, n: int, seed: int, device: torch.device | str = "cpu") -> Iterator[torch.Tensor]:
+    """An endless stream of per-epoch orders: each a (k, n) tensor, row ``i`` a permutation for member ``i``."""
+    g = torch.Generator().manual_seed(seed)
+    while True:
+        yield torch.rand(k, n, generator=g).argsort(dim=1).to(device)
+
+
+def _forward(layers: Sequence[tuple[torch.Tensor, torch.Tensor]], x: torch.Tensor) -> torch.Tensor:
+    for i, (w, b) in enumerate(layers):
+        x = torch.baddbmm(b, x, w)
+        x = torch.relu(x) if i < len(layers) - 1 else torch.sigmoid(x)
+    return x[..., 0]
+
+
+def _accuracy(layers: Layers, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        pred = _forward(layers, x.expand(layers[0][0].shape[0], -1, -1))
+    return ((pred >= 0.5).to(y.dtype) == y).float().mean(dim=1).cpu()
+
+
+def train_ensemble(
+    build: Callable[[], nn.Module],
+    data: XorData,
+    seeds: int | Sequence[int] = 256,
+    *,
+    epochs: int = 200,
+    batch_size: int = 2,
+    lr: float = 0.015,
+    order_seed: int = 0,
+    device: str | torch.device | None = "cpu",
+) -> EnsembleResult:
+    """Train one copy of ``build()`` per seed, all at once, with SGD and BCE as in §5.
+
+    Args:
+        build: makes one model, e.g. ``lambda: mlp((2, 4, 4, 1))`` or ``MyNoisyModule``;
+            member ``i`` is ``build()`` called right after ``torch.manual_seed(seeds[i])``.
+        data: the XOR split.
+        seeds: the seeds, or how many (``range(K)``).
+        epochs, batch_size, lr: as in the book (200, 2, 0.015).
+        order_seed: seeds the members' shuffles (:func:`batch_orders`).
+        device: where to train.
+
+    Every member's accuracy is measured after training on both halves. A ``NoisyLinear``
+    first layer adds its noise to the inputs in training only.
+    """
+    seeds = tuple(range(seeds)) if isinstance(seeds, int) else tuple(seeds)
+    if not seeds:
+        raise ValueError("need at least one seed")
+    n = len(data.x_train)
+    if n % batch_size:
+        raise ValueError(f"batch_size {batch_size} must divide the {n} training samples")
+    dev = resolve_device(device)
+    members = []
+    for s in seeds:
+        torch.manual_seed(s)
+        members.append(build())
+    per_member = [chain_layers(m) for m in members]
+    noise = per_member[0][1]
+    layers: Layers = []
+    for i in range(len(per_member[0][0])):
+        w = torch.stack([layers_[i][0] for layers_, _ in per_member]).to(dev).requires_grad_()
+        b = torch.stack([layers_[i][1] for layers_, _ in per_member]).unsqueeze(1).to(dev).requires_grad_()
+        layers.append((w, b))
+    k, steps = len(seeds), n // batch_size
+    optimizer = torch.optim.SGD([p for wb in layers for p in wb], lr=lr)
+    x, y = data.x_train.to(dev), data.y_train.to(dev)
+    grad_sum = torch.zeros(k, len(layers), device=dev)
+    orders = batch_orders(k, n, order_seed, dev)
+    for epoch in range(epochs):
+        order = next(orders)
+        xs = x[order].view(k, steps, batch_size, -1)
+        ys = y[order].view(k, steps, batch_size)
+        for i in range(steps):
+            xb = xs[:, i]
+            if noise:
+                xb = xb + noise * torch.randn_like(xb)
+            loss = F.binary_cross_entropy(_forward(layers, xb), ys[:, i], reduction="none").mean(dim=1).sum()
+            loss.backward()
+            if epoch == 0:
+                grad_sum += torch.stack([w.grad.flatten(1).norm(dim=1) for w, _ in layers], dim=1)
+            optimizer.step()
+            optimizer.zero_grad()
+    trained = [(w.detach(), b.detach()) for w, b in layers]
+    return EnsembleResult(
+        seeds=seeds,
+        n_params=n_parameters(members[0]),
+        train_acc=_accuracy(trained, x, y),
+        valid_acc=_accuracy(trained, data.x_valid.to(dev), data.y_valid.to(dev)),
+        grad_norms=(grad_sum / steps).cpu(),
+        weights=[(w.cpu(), b.cpu()) for w, b in trained],
+    )
+
+
+# --- the book's single runs --------------------------------------------------------------------
+#: The chapter's XOR models: name → (builder, SGD learning rate as in the book).
+XOR_MODELS: dict[str, tuple[Callable[[], nn.Module], float]] = {}
+
+
+def _register() -> None:
+    from torchmech.models import MyModule, MyNoisyModule, logistic_regression, mlp
+
+    XOR_MODELS.update({
+        "logistic": (logistic_regression, 0.001),
+        "mlp": (lambda: mlp((2, 4, 4, 1)), 0.015),
+        "modulelist": (MyModule, 0.015),
+        "noisy": (MyNoisyModule, 0.015),
+    })
+
+
+_register()
+
+
+def xor_run(
+    model: str = "logistic",
+    *,
+    epochs: int = 200,
+    seed: int = 1,
+    device: str | torch.device | None = "cpu",
+    data: XorData | None = None,
+    on_epoch_end: Callable[[int, History], None] | None = None,
+) -> tuple[nn.Module, History]:
+    """One of the chapter's XOR trainings, as the printed code runs it.
+
+    ``torch.manual_seed(seed)`` before building the model and again before the loop (the
+    book's logistic and noisy runs do exactly this; its MLP and ModuleList runs were not
+    reseeded, so their printed numbers depend on the cells that ran before them); batch 2,
+    ``DataLoader(shuffle=True)``, BCE, SGD at the book's learning rate; validation on the
+    whole validation half as one batch.
+    """
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from torchmech.data.xor import make_xor
+    from torchmech.train import binary_correct, train
+
+    if model not in XOR_MODELS:
+        raise ValueError(f"unknown XOR model {model!r}: choose from {', '.join(XOR_MODELS)}")
+    build, lr = XOR_MODELS[model]
+    data = data or make_xor()
+    loader = DataLoader(TensorDataset(data.x_train, data.y_train), batch_size=2, shuffle=True)
+    torch.manual_seed(seed)
+    net = build()
+    optimizer = torch.optim.SGD(net.parameters(), lr=lr)
+    torch.manual_seed(seed)
+    history = train(net, nn.BCELoss(), optimizer, loader, epochs, [(data.x_valid, data.y_valid)],
+                    correct=binary_correct, device=device, on_epoch_end=on_epoch_end)
+    return net, history
