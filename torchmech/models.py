@@ -47,6 +47,19 @@ def mlp(sizes: Sequence[int], output: type[nn.Module] | None = nn.Sigmoid) -> nn
     return nn.Sequential(*layers)
 
 
+def mpg_regressor() -> nn.Sequential:
+    """§7's regression net: ``Linear(9, 8) → ReLU → Linear(8, 4) → ReLU → Linear(4, 1)``."""
+    return mlp((9, 8, 4, 1), output=None)
+
+
+def mnist_mlp() -> nn.Sequential:
+    """§8's classifier: ``Flatten → Linear(784, 32) → ReLU → Linear(32, 16) → ReLU → Linear(16, 10)``.
+
+    No Softmax: ``CrossEntropyLoss`` applies log-softmax to the logits itself.
+    """
+    return nn.Sequential(nn.Flatten(), *mlp((784, 32, 16, 10), output=None))
+
+
 def logistic_regression(in_features: int = 2) -> nn.Sequential:
     """§5's logistic regression: ``Linear(in_features, 1) → Sigmoid`` (a linear decision boundary)."""
     return mlp((in_features, 1))

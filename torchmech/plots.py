@@ -100,3 +100,25 @@ def xor_figures(model: nn.Module, history: History, data: XorData, out_dir: Path
         learning_curves(history, out / f"xor_{name}_curves.png"),
         decision_regions(model, data, out / f"xor_{name}_regions.png"),
     ]
+
+
+def saliency_grid(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, path: Path) -> Path:
+    """The side box of §3 on MNIST: each digit above its saliency |∂ logit_true / ∂ pixel|.
+
+    Args:
+        images: (N, 1, 28, 28) or (N, 28, 28) in [0, 1]; labels: (N,) true classes.
+    """
+    from torchmech.autodiff import saliency
+
+    device = next(model.parameters()).device
+    x, y = images.to(device), labels.to(device)
+    maps = saliency(lambda inp: model(inp).gather(1, y[:, None]), x).reshape(len(x), 28, 28).cpu()
+    fig = Figure(figsize=(1.6 * len(x), 3.4))
+    axes = fig.subplots(2, len(x), squeeze=False)
+    for i in range(len(x)):
+        axes[0, i].imshow(images[i].reshape(28, 28).cpu().numpy(), cmap="gray_r")
+        axes[0, i].set_title(str(int(labels[i])))
+        axes[1, i].imshow(maps[i].numpy(), cmap="hot")
+        for ax in axes[:, i]:
+            ax.set_axis_off()
+    return _save(fig, path)

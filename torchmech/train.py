@@ -10,7 +10,7 @@ Per epoch, as the book's notebooks compute it:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sized
+from collections.abc import Callable, Iterable, Iterator, Sized
 from dataclasses import dataclass, field
 
 import torch
@@ -131,3 +131,48 @@ def train(
         if on_epoch_end is not None:
             on_epoch_end(epoch, history)
     return history
+
+
+class ShuffledBatches:
+    """Batches sliced from device-resident tensors, in exactly the order that
+    ``DataLoader(TensorDataset(x, y), batch_size, shuffle=True)`` yields them.
+
+    Each pass replays the loader's two draws from torch's global generator: the iterator's
+    base seed (one int64, drawn and discarded here), then ``RandomSampler``'s seed for a fresh
+    ``torch.Generator``, whose ``randperm`` is the epoch's order. So the book's numbers come out
+    without per-sample Python work (no PIL, no collate): the fast path of §8.
+
+    Args:
+        x, y: the whole data set, e.g. all 60,000 MNIST images as one float tensor on the GPU.
+        batch_size: samples per batch; the last batch may be smaller.
+        shuffle: ``False`` yields the samples in order (and draws nothing).
+    """
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, shuffle: bool = True) -> None:
+        if len(x) != len(y):
+            raise ValueError(f"x and y hold different numbers of samples: {len(x)} and {len(y)}")
+        if x.device != y.device:
+            raise ValueError(f"x and y must share one device, got {x.device} and {y.device}")
+        if batch_size <= 0:
+            raise ValueError(f"batch_size must be > 0, got {batch_size}")
+        self.x, self.y, self.batch_size, self.shuffle = x, y, batch_size, shuffle
+
+    def __len__(self) -> int:
+        return -(-len(self.x) // self.batch_size)
+
+    def order(self) -> torch.Tensor | None:
+        """This pass's permutation, drawn as the DataLoader draws it (``None`` without shuffling)."""
+        if not self.shuffle:
+            return None
+        torch.empty((), dtype=torch.int64).random_()  # _BaseDataLoaderIter's base seed
+        seed = int(torch.empty((), dtype=torch.int64).random_().item())  # RandomSampler's seed
+        return torch.randperm(len(self.x), generator=torch.Generator().manual_seed(seed)).to(self.x.device)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        perm = self.order()
+        for start in range(0, len(self.x), self.batch_size):
+            if perm is None:
+                yield self.x[start:start + self.batch_size], self.y[start:start + self.batch_size]
+            else:
+                idx = perm[start:start + self.batch_size]
+                yield self.x[idx], self.y[idx]
