@@ -119,6 +119,26 @@ def test_data_fetch_is_idempotent(capsys: pytest.CaptureFixture[str]) -> None:
     assert json.loads(capsys.readouterr().out)["mnist"].endswith("MNIST/raw")
 
 
+def test_lightning_json_and_a_missing_checkpoint(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`torchmech lightning --json` trains, tests the best checkpoint and reports where the logs
+    went; resuming from a checkpoint that does not exist is a one-line error."""
+    assert main(["lightning", "--epochs", "1", "--logdir", str(tmp_path), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["epoch"] == 1 and out["global_step"] == 860 and out["test_acc"] > 0.85
+    assert Path(out["last_checkpoint"]).is_file() and out["log_dir"].endswith("version_0")
+    assert main(["lightning", "--resume", str(tmp_path / "absent.ckpt"), "--logdir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("torchmech: error: no checkpoint to resume from") and len(err.splitlines()) == 1
+
+
+def test_ignite_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`torchmech ignite --json` reports the validation accuracy per epoch."""
+    pytest.importorskip("ignite", reason="pytorch-ignite is an optional extra (torchmech[ignite])")
+    assert main(["ignite", "--epochs", "1", "--logdir", str(tmp_path), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert len(out["valid_acc"]) == 1 and out["valid_acc"][0] > 0.85
+
+
 def test_cli_runs_as_a_program() -> None:
     """`python -m torchmech` is the same command as the console script, with the same errors."""
     done = subprocess.run([sys.executable, "-m", "torchmech", "chapter", "--device", "cuda:99"],

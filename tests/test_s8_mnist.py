@@ -18,7 +18,6 @@ from torchmech.autodiff import fgsm
 from torchmech.data.mnist import (
     DirectorySource,
     MnistDataError,
-    data_root,
     fetch_mnist,
     load_mnist,
     missing_files,
@@ -31,13 +30,6 @@ pytestmark = pytest.mark.s8
 
 BOOK_TRAIN_ACC = [0.8531, 0.9287, 0.9413, 0.9506, 0.9558, 0.9592, 0.9627, 0.9650, 0.9674, 0.9691,
                   0.9711, 0.9729, 0.9741, 0.9747, 0.9767, 0.9779, 0.9782, 0.9799, 0.9808, 0.9813]
-
-
-@pytest.fixture(scope="session")
-def mnist_root() -> Path:
-    """The data root, MNIST verified there without touching the network (`make test` fetched it)."""
-    fetch_mnist(sources=[])
-    return data_root()
 
 
 # --- the data layer, against a local fake source --------------------------------------------------

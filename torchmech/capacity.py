@@ -17,11 +17,13 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 from torch.nn import functional as F
+from torch.utils.data import DataLoader, TensorDataset
 
-from torchmech.data.xor import XorData
+from torchmech.data.xor import XorData, make_xor
 from torchmech.devices import resolve_device
 from torchmech.layers import NoisyLinear
-from torchmech.train import History
+from torchmech.models import MyModule, MyNoisyModule, logistic_regression, mlp
+from torchmech.train import History, binary_correct, train
 
 Layers = list[tuple[torch.Tensor, torch.Tensor]]  # (weight (in, out), bias (out,)) per layer
 
@@ -178,21 +180,12 @@ def train_ensemble(
 
 # --- the book's single runs --------------------------------------------------------------------
 #: The chapter's XOR models: name → (builder, SGD learning rate as in the book).
-XOR_MODELS: dict[str, tuple[Callable[[], nn.Module], float]] = {}
-
-
-def _register() -> None:
-    from torchmech.models import MyModule, MyNoisyModule, logistic_regression, mlp
-
-    XOR_MODELS.update({
-        "logistic": (logistic_regression, 0.001),
-        "mlp": (lambda: mlp((2, 4, 4, 1)), 0.015),
-        "modulelist": (MyModule, 0.015),
-        "noisy": (MyNoisyModule, 0.015),
-    })
-
-
-_register()
+XOR_MODELS: dict[str, tuple[Callable[[], nn.Module], float]] = {
+    "logistic": (logistic_regression, 0.001),
+    "mlp": (lambda: mlp((2, 4, 4, 1)), 0.015),
+    "modulelist": (MyModule, 0.015),
+    "noisy": (MyNoisyModule, 0.015),
+}
 
 
 def xor_run(
@@ -212,11 +205,6 @@ def xor_run(
     ``DataLoader(shuffle=True)``, BCE, SGD at the book's learning rate; validation on the
     whole validation half as one batch.
     """
-    from torch.utils.data import DataLoader, TensorDataset
-
-    from torchmech.data.xor import make_xor
-    from torchmech.train import binary_correct, train
-
     if model not in XOR_MODELS:
         raise ValueError(f"unknown XOR model {model!r}: choose from {', '.join(XOR_MODELS)}")
     build, lr = XOR_MODELS[model]

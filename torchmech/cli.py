@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
@@ -30,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     chapter.add_argument("--device", default="cpu",
                          help="cpu, cuda, mps or auto (default: cpu, where the golden values hold)")
     chapter.add_argument("--section", nargs="+", choices=report_sections(), metavar="sN",
-                         help="run only these sections (s1 … s8; default: all)")
+                         help="run only these sections (s1 … s9; default: all)")
     chapter.add_argument("--json", action="store_true", help="print one JSON object on stdout")
 
     xor = commands.add_parser("xor", help="§5–§6: train the chapter's XOR models, one seed or many at once")
@@ -63,6 +64,28 @@ def build_parser() -> argparse.ArgumentParser:
     mnist.add_argument("--data", type=Path, default=None, metavar="DIR",
                        help="data root (default $TORCHMECH_DATA or ~/.cache/torchmech)")
     mnist.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+
+    lit = commands.add_parser("lightning", help="§9: the MNIST classifier with Lightning 2.x and TensorBoard")
+    lit.add_argument("--epochs", type=_positive, default=10, help="max_epochs (default 10, as in the book)")
+    lit.add_argument("--resume", type=Path, default=None, metavar="CKPT",
+                     help="continue from a checkpoint, e.g. lightning_logs/version_0/checkpoints/last.ckpt")
+    lit.add_argument("--accelerator", default="auto", help="cpu, gpu, auto (Lightning's names)")
+    lit.add_argument("--devices", default="auto", help="how many devices, or auto")
+    lit.add_argument("--strategy", default="auto", help="auto, ddp, ddp_spawn, … (Lightning's names)")
+    lit.add_argument("--num-nodes", type=_positive, default=1, help="machines taking part (default 1)")
+    lit.add_argument("--logdir", type=Path, default=Path("."), help="logs go to LOGDIR/lightning_logs/version_N")
+    lit.add_argument("--seed", type=int, default=1, help="seed_everything (default 1)")
+    lit.add_argument("--data", type=Path, default=None, metavar="DIR", help="data root")
+    lit.add_argument("--device", default="cpu", help=argparse.SUPPRESS)
+    lit.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+
+    ign = commands.add_parser("ignite", help="§9's pointer: the same classifier on PyTorch-Ignite (optional extra)")
+    ign.add_argument("--epochs", type=_positive, default=5, help="epochs (default 5, as the bonus notebook)")
+    ign.add_argument("--device", default="cpu", help="cpu, cuda, mps or auto")
+    ign.add_argument("--logdir", type=Path, default=Path("ignite_logs"), help="TensorBoard logs and checkpoints")
+    ign.add_argument("--seed", type=int, default=1, help="torch seed (default 1)")
+    ign.add_argument("--data", type=Path, default=None, metavar="DIR", help="data root")
+    ign.add_argument("--json", action="store_true", help="print one JSON object on stdout")
 
     data = commands.add_parser("data", help="data sets: `torchmech data fetch` gets MNIST once")
     data_commands = data.add_subparsers(dest="data_command", required=True, parser_class=_Parser)
@@ -108,6 +131,33 @@ def _mnist(args: argparse.Namespace, device: torch.device) -> dict:
     return {"epochs": args.epochs, "seed": args.seed, "device": str(device),
             "pipeline": "fast" if args.fast else "book", "train_acc": r.history.train_acc,
             "test_acc": r.test_acc, "seconds": round(time.perf_counter() - start, 3)}
+
+
+def _lightning(args: argparse.Namespace, device: torch.device) -> dict:
+    from torchmech.lit import fit
+
+    devices: int | str = int(args.devices) if str(args.devices).isdigit() else args.devices
+    run = fit(args.epochs, logdir=args.logdir, data_path=args.data, resume=args.resume,
+              accelerator=args.accelerator, devices=devices, strategy=args.strategy, seed=args.seed,
+              num_nodes=args.num_nodes)
+    return {"epochs": args.epochs, "test_acc": run.test_acc, "epoch": run.trainer.current_epoch,
+            "global_step": run.trainer.global_step, "log_dir": str(run.log_dir),
+            "best_checkpoint": str(run.best_checkpoint), "last_checkpoint": str(run.last_checkpoint)}
+
+
+def _ignite(args: argparse.Namespace, device: torch.device) -> dict:
+    try:
+        from torchmech.lit import ignite_fit
+
+        run = ignite_fit(args.epochs, logdir=args.logdir, data_path=args.data, device=device, seed=args.seed)
+    except ImportError as err:
+        raise _UsageError(f"{err.name or 'pytorch-ignite'} is not installed: pip install 'torchmech[ignite]'") from err
+    return {"epochs": args.epochs, "valid_acc": run.valid_acc, "valid_loss": run.valid_loss,
+            "log_dir": str(run.log_dir), "best_checkpoint": str(run.best_checkpoint)}
+
+
+class _UsageError(Exception):
+    """A one-line error for the user (exit 2)."""
 
 
 def _fetch(args: argparse.Namespace, device: torch.device) -> dict:
@@ -177,12 +227,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "xor" and args.seeds and args.plot is not None:
             print("torchmech: error: --plot draws one run: leave out --seeds", file=sys.stderr)
             return 2
-        run = {"xor": _xor, "mpg": _mpg, "mnist": _mnist, "data": _fetch}[args.command]
+        run = {"xor": _xor, "mpg": _mpg, "mnist": _mnist, "data": _fetch, "lightning": _lightning,
+               "ignite": _ignite}[args.command]
         try:
-            result = run(args, device)
+            # Only the result goes to stdout: libraries' progress bars and tables go to stderr.
+            with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():
+                result = run(args, device)
         except MnistDataError as err:
             print(f"torchmech: error: {err}", file=sys.stderr)
             return 1
+        except (_UsageError, FileNotFoundError) as err:
+            print(f"torchmech: error: {err}", file=sys.stderr)
+            return 2
         except OSError as err:
             print(f"torchmech: error: cannot write {err.filename or 'output'}: {err.strerror or err}", file=sys.stderr)
             return 2
@@ -190,7 +246,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(json.dumps(result, indent=2))
         else:
             print("  ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in result.items()
-                            if k not in ("loss", "train_acc")))
+                            if not isinstance(v, list | dict)))
         return 0
     claims = report.run_chapter(device, args.section)
     failed = [c for c in claims if c.holds == "no"]

@@ -1,0 +1,277 @@
+"""§9 PyTorch Lightning 2.x and TensorBoard: the chapter's MNIST classifier, ported from 1.5.
+
+The book's code was written for Lightning 1.5 and fails on 2.x (``gpus=``,
+``resume_from_checkpoint=`` and ``training_epoch_end`` are gone; torchmetrics' ``Accuracy``
+needs ``task=``); the official notebook's later fix is itself broken (its
+``on_training_epoch_end`` is never called and without ``validation_step`` no ``valid_acc``
+is ever logged). This module is the version that works:
+
+* :class:`MultiLayerPerceptron` logs ``train_loss``/``valid_loss``/``test_loss`` per step and
+  ``train_acc``/``valid_acc``/``test_acc`` per epoch through the hooks Lightning 2.x calls
+  (``on_train_epoch_end``, ``on_validation_epoch_end``, ``on_test_epoch_end``);
+* :class:`MnistDataModule` serves the 55,000/5,000 split of the book from tensors in memory
+  (no per-sample PIL work);
+* :func:`fit` wires ``ModelCheckpoint`` (best ``valid_acc`` and ``last.ckpt``) and a
+  ``TensorBoardLogger``, resumes with ``fit(..., ckpt_path=...)`` and refuses a checkpoint
+  that does not exist (Lightning itself only warns for ``ckpt_path="last"`` and restarts).
+
+Several GPUs: ``torchmech lightning --accelerator gpu --devices N --strategy ddp`` (NCCL);
+several machines: launch the same command under ``torchrun --nnodes … --nproc-per-node …``
+or a cluster Lightning detects (SLURM, TorchElastic, LSF, Kubeflow).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import TensorBoardLogger
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset, random_split
+from torchmetrics import Accuracy
+
+from torchmech.data.mnist import fetch_mnist, load_mnist
+from torchmech.models import mlp
+
+
+class MultiLayerPerceptron(pl.LightningModule):
+    """§9's LightningModule: ``Flatten → Linear → ReLU → … → Linear(·, 10)``, Adam 0.001.
+
+    Args:
+        image_shape: (channels, height, width) of one input image.
+        hidden_units: widths of the hidden layers.
+    """
+
+    def __init__(self, image_shape: tuple[int, int, int] = (1, 28, 28), hidden_units: tuple[int, ...] = (32, 16)):
+        super().__init__()
+        self.save_hyperparameters()
+        self.train_acc = Accuracy(task="multiclass", num_classes=10)
+        self.valid_acc = Accuracy(task="multiclass", num_classes=10)
+        self.test_acc = Accuracy(task="multiclass", num_classes=10)
+        size = image_shape[0] * image_shape[1] * image_shape[2]
+        self.model = nn.Sequential(nn.Flatten(), *mlp((size, *hidden_units, 10), output=None))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+    def _step(self, batch: tuple[torch.Tensor, torch.Tensor], metric: Accuracy, stage: str) -> torch.Tensor:
+        x, y = batch
+        logits = self(x)
+        loss = nn.functional.cross_entropy(logits, y)
+        metric.update(torch.argmax(logits, dim=1), y)
+        self.log(f"{stage}_loss", loss, prog_bar=True, sync_dist=stage != "train")
+        return loss
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        return self._step(batch, self.train_acc, "train")
+
+    def validation_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        return self._step(batch, self.valid_acc, "valid")
+
+    def test_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        return self._step(batch, self.test_acc, "test")
+
+    def _log_epoch(self, metric: Accuracy, stage: str) -> None:
+        self.log(f"{stage}_acc", metric.compute(), prog_bar=True, sync_dist=True)
+        metric.reset()
+
+    def on_train_epoch_end(self) -> None:
+        self._log_epoch(self.train_acc, "train")
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_epoch(self.valid_acc, "valid")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_epoch(self.test_acc, "test")
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam(self.parameters(), lr=0.001)
+
+
+class MnistDataModule(pl.LightningDataModule):
+    """§9's LightningDataModule: MNIST's 55,000/5,000 train/validation split
+    (``random_split`` with ``torch.Generator().manual_seed(1)``, as the book) and the test set,
+    as float tensors in [0, 1] (``ToTensor``'s scaling) in memory; batches of 64, in order
+    (the book's loaders do not shuffle).
+
+    Args:
+        data_path: data root (``None``: ``$TORCHMECH_DATA`` or ``~/.cache/torchmech``).
+        batch_size: samples per batch.
+        num_workers: loader worker processes (0: load in the main process).
+    """
+
+    def __init__(self, data_path: str | Path | None = None, batch_size: int = 64, num_workers: int = 0) -> None:
+        super().__init__()
+        self.data_path, self.batch_size, self.num_workers = data_path, batch_size, num_workers
+
+    def prepare_data(self) -> None:
+        fetch_mnist(self.data_path)
+
+    def setup(self, stage: str | None = None) -> None:
+        def tensors(train: bool) -> TensorDataset:
+            images, labels = load_mnist(self.data_path, train=train)
+            return TensorDataset(images.unsqueeze(1).float().div(255), labels)
+
+        self.train, self.val = random_split(tensors(True), [55_000, 5_000], generator=torch.Generator().manual_seed(1))
+        self.test = tensors(False)
+
+    def _loader(self, dataset: Any) -> DataLoader:
+        return DataLoader(dataset, batch_size=self.batch_size, num_workers=self.num_workers,
+                          persistent_workers=self.num_workers > 0)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self.test)
+
+
+@dataclass
+class LightningRun:
+    """What :func:`fit` left: the trainer, the model, the log folder and the checkpoints."""
+
+    trainer: pl.Trainer
+    model: MultiLayerPerceptron
+    log_dir: Path
+    best_checkpoint: Path
+    last_checkpoint: Path
+    test_acc: float | None
+
+
+def fit(
+    epochs: int = 10,
+    *,
+    logdir: str | Path = "lightning_logs",
+    data_path: str | Path | None = None,
+    resume: str | Path | None = None,
+    accelerator: str = "auto",
+    devices: int | str = "auto",
+    strategy: str = "auto",
+    seed: int = 1,
+    test: bool = True,
+    num_workers: int = 0,
+    progress: bool = True,
+    **trainer_kwargs: Any,
+) -> LightningRun:
+    """Train §9's model with Lightning 2.x, checkpointing and logging as the chapter shows.
+
+    Logs go to ``logdir/lightning_logs/version_N/`` (TensorBoard event files, ``hparams.yaml``,
+    ``checkpoints/``); a resumed run writes the next ``version_N`` beside the first.
+
+    Args:
+        epochs: ``max_epochs`` (a resumed run continues up to it).
+        resume: a checkpoint (``.../checkpoints/last.ckpt``) to continue from, epoch and global
+            step included.
+        accelerator, devices, strategy: as ``pl.Trainer`` takes them (``"auto"``).
+        test: test with the best checkpoint (``ckpt_path="best"``) after fitting.
+        trainer_kwargs: more ``pl.Trainer`` arguments (``limit_train_batches``, …).
+
+    Raises:
+        FileNotFoundError: ``resume`` names no file.
+    """
+    if resume is not None and not Path(resume).is_file():
+        raise FileNotFoundError(f"no checkpoint to resume from at {resume}")
+    pl.seed_everything(seed, workers=True, verbose=False)
+    datamodule = MnistDataModule(data_path, num_workers=num_workers)
+    model = MultiLayerPerceptron()
+    checkpoint = ModelCheckpoint(monitor="valid_acc", mode="max", save_top_k=1, save_last=True)
+    logger = TensorBoardLogger(str(logdir), name="lightning_logs")
+    _ = logger.version  # pin version_N now: spawned processes (fit, then test) must not pick the next one
+    trainer = pl.Trainer(
+        max_epochs=epochs, accelerator=accelerator, devices=devices, strategy=strategy,
+        logger=logger, callbacks=[checkpoint],
+        enable_progress_bar=progress, enable_model_summary=False, **trainer_kwargs,
+    )
+    trainer.fit(model, datamodule=datamodule, ckpt_path=str(resume) if resume is not None else None)
+    best, last = Path(checkpoint.best_model_path), Path(checkpoint.last_model_path)  # before test() restores
+    test_acc = None
+    if test:
+        (result,) = trainer.test(model, datamodule=datamodule, ckpt_path="best", verbose=False)
+        test_acc = float(result["test_acc"])
+    return LightningRun(trainer, model, Path(logger.log_dir), best, last, test_acc)
+
+
+
+@dataclass
+class IgniteRun:
+    """What :func:`ignite_fit` left: validation accuracy and loss per epoch, the log folder and
+    the best checkpoint."""
+
+    valid_acc: list[float]
+    valid_loss: list[float]
+    log_dir: Path
+    best_checkpoint: Path
+
+
+def ignite_fit(
+    epochs: int = 5,
+    *,
+    logdir: str | Path = "ignite_logs",
+    data_path: str | Path | None = None,
+    device: str | torch.device = "cpu",
+    seed: int = 1,
+    max_batches: int | None = None,
+    loss_fn: nn.Module | None = None,
+) -> IgniteRun:
+    """The chapter's pointer to PyTorch-Ignite, made to run: the same MLP (logits, no Softmax —
+    the bonus notebook's stray Softmax applied softmax twice) with ``create_supervised_trainer``
+    and ``create_supervised_evaluator``, Accuracy and Loss metrics, the best checkpoint by
+    validation accuracy, and TensorBoard logs in ``logdir``.
+
+    ``pytorch-ignite`` is an optional extra (``pip install torchmech[ignite]``), imported here.
+
+    Args:
+        max_batches: train on only this many batches per epoch (short runs in tests).
+        loss_fn: the loss (default ``nn.CrossEntropyLoss()``), e.g. a spy in a test.
+    """
+    from ignite.engine import Events, create_supervised_evaluator, create_supervised_trainer
+    from ignite.handlers import ModelCheckpoint as IgniteCheckpoint
+    from ignite.handlers import global_step_from_engine
+    from ignite.handlers.tensorboard_logger import TensorboardLogger
+    from ignite.metrics import Accuracy as IgniteAccuracy
+    from ignite.metrics import Loss
+
+    from torchmech.models import mnist_mlp
+
+    torch.manual_seed(seed)
+    datamodule = MnistDataModule(data_path)
+    datamodule.prepare_data()
+    datamodule.setup()
+    train_loader = DataLoader(datamodule.train, batch_size=64, shuffle=True)
+    valid_loader = datamodule.val_dataloader()
+    model = mnist_mlp().to(device)
+    loss_fn = nn.CrossEntropyLoss() if loss_fn is None else loss_fn
+    trainer = create_supervised_trainer(model, torch.optim.Adam(model.parameters(), lr=0.001), loss_fn, device)
+    evaluator = create_supervised_evaluator(
+        model, metrics={"accuracy": IgniteAccuracy(), "loss": Loss(nn.CrossEntropyLoss())}, device=device)
+    history = IgniteRun([], [], Path(logdir), Path())
+
+    if max_batches is not None:
+        trainer.add_event_handler(Events.ITERATION_COMPLETED(once=max_batches), lambda e: e.terminate_epoch())
+
+    @trainer.on(Events.EPOCH_COMPLETED)
+    def validate(engine) -> None:
+        evaluator.run(valid_loader)
+        history.valid_acc.append(float(evaluator.state.metrics["accuracy"]))
+        history.valid_loss.append(float(evaluator.state.metrics["loss"]))
+
+    checkpoint = IgniteCheckpoint(Path(logdir) / "checkpoints", filename_prefix="best", n_saved=1,
+                                  score_function=lambda e: e.state.metrics["accuracy"], score_name="valid_acc",
+                                  global_step_transform=global_step_from_engine(trainer), require_empty=False)
+    evaluator.add_event_handler(Events.COMPLETED, checkpoint, {"model": model})
+    tb = TensorboardLogger(log_dir=str(logdir))
+    tb.attach_output_handler(trainer, event_name=Events.ITERATION_COMPLETED(every=100), tag="training",
+                             output_transform=lambda loss: {"loss": loss})
+    tb.attach_output_handler(evaluator, event_name=Events.EPOCH_COMPLETED, tag="validation",
+                             metric_names=["accuracy", "loss"], global_step_transform=global_step_from_engine(trainer))
+    trainer.run(train_loader, max_epochs=epochs)
+    tb.close()
+    history.best_checkpoint = Path(checkpoint.last_checkpoint) if checkpoint.last_checkpoint else Path()
+    return history
