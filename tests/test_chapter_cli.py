@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from torchmech import SECTIONS
 from torchmech.cli import main
@@ -18,10 +20,10 @@ pytestmark = pytest.mark.chapter
 ROOT_CONFTEST = Path(__file__).resolve().parents[1] / "conftest.py"
 
 
-def test_chapter_reproduces_every_claim_so_far(capsys: pytest.CaptureFixture[str]) -> None:
-    """`torchmech chapter --json`: every claim of the sections written so far holds on the CPU,
-    each row with the book's printed value beside ours, and the environment recorded."""
-    assert main(["chapter", "--json"]) == 0
+def test_chapter_reproduces_every_claim_so_far(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`torchmech chapter --json`: every claim of §1–§9 holds on the CPU, each row with the book's
+    printed value beside ours, and the environment recorded."""
+    assert main(["chapter", "--json", "--out", str(tmp_path)]) == 0
     result = json.loads(capsys.readouterr().out)
     claims = result["claims"]
     assert [c["section"] for c in claims] == sorted(c["section"] for c in claims)  # chapter order
@@ -32,14 +34,42 @@ def test_chapter_reproduces_every_claim_so_far(capsys: pytest.CaptureFixture[str
     assert result["environment"]["device"] == "cpu"
 
 
-def test_chapter_table_has_a_row_per_claim(capsys: pytest.CaptureFixture[str]) -> None:
+def test_chapter_table_has_a_row_per_claim(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """The plain table: header, one row per claim labelled §N, and a closing count; --section
     picks sections."""
-    assert main(["chapter", "--section", "s1", "s4"]) == 0
+    assert main(["chapter", "--section", "s1", "s4", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0].split()[:4] == ["§", "claim", "book", "measured"]
     assert {line.split()[0] for line in out[2:-2]} == {"§1", "§4"}
     assert out[-1].startswith(f"{len(out) - 4}/{len(out) - 4} claims hold")
+
+
+def test_quick_chapter_report_has_every_section_and_its_images(tmp_path: Path) -> None:
+    """`torchmech chapter --quick --out DIR` (well under a minute on 2 cores): chapter13.md's table has
+    a row for every section §1–§9, trimmed claims say so, its figures load as images, and
+    results.json holds every number and the environment."""
+    import matplotlib.image
+
+    assert main(["chapter", "--quick", "--out", str(tmp_path)]) == 0
+    md = (tmp_path / "chapter13.md").read_text()
+    rows = [line for line in md.splitlines() if re.match(r"\| §\d", line)]
+    assert {row.split("|")[1].strip() for row in rows} == {f"§{i}" for i in range(1, 10)}
+    assert "| quick |" in md and "quick run" in md
+    images = [tmp_path / line.split("](")[1].rstrip(")") for line in md.splitlines() if line.startswith("![")]
+    assert len(images) >= 8
+    for image in images:
+        assert matplotlib.image.imread(image).size > 0
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["quick"] is True and results["environment"]["torch"] == torch.__version__
+    assert {c["section"] for c in results["claims"]} == set(SECTION_RUNNERS)
+
+
+def test_chapter_output_under_a_file_is_a_one_line_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """An output folder that cannot be created (under a regular file): one line, exit 2."""
+    (tmp_path / "file").write_text("")
+    assert main(["chapter", "--section", "s1", "--out", str(tmp_path / "file" / "reports")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("torchmech: error: cannot create the report folder") and len(err.splitlines()) == 1
 
 
 def _exit_code(argv: list[str]) -> int:

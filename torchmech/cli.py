@@ -32,6 +32,10 @@ def build_parser() -> argparse.ArgumentParser:
                          help="cpu, cuda, mps or auto (default: cpu, where the golden values hold)")
     chapter.add_argument("--section", nargs="+", choices=report_sections(), metavar="sN",
                          help="run only these sections (s1 … s9; default: all)")
+    chapter.add_argument("--out", type=Path, default=Path("reports"),
+                         help="write chapter13.md, results.json and the figures here (default reports/)")
+    chapter.add_argument("--quick", action="store_true",
+                         help="trim the long trainings (MNIST, Lightning) for a first look; says so in the table")
     chapter.add_argument("--json", action="store_true", help="print one JSON object on stdout")
 
     xor = commands.add_parser("xor", help="§5–§6: train the chapter's XOR models, one seed or many at once")
@@ -289,15 +293,31 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("  ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in result.items()
                             if not isinstance(v, list | dict)))
         return 0
-    claims = report.run_chapter(device, args.section)
+    try:
+        args.out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        print(f"torchmech: error: cannot create the report folder {args.out}: {err.strerror or err}", file=sys.stderr)
+        return 2
+    chosen = args.section or list(report.SECTION_RUNNERS)
+    with tqdm(total=len(chosen), desc="chapter", file=sys.stderr, disable=None) as bar, \
+            contextlib.redirect_stdout(sys.stderr):  # libraries' prints stay off the table
+        def step(section: str) -> None:
+            bar.set_postfix_str(section)
+            bar.update(0 if bar.n == 0 and not bar.postfix else 1)
+
+        claims, run = report.run_chapter(device, args.section, quick=args.quick, out=args.out, progress=step)
+        bar.update(bar.total - bar.n)
+        env = report.environment(device)
+        files = report.write_report(claims, run, env)
     failed = [c for c in claims if c.holds == "no"]
     if args.json:
-        print(json.dumps(report.as_json(claims, device), indent=2))
+        print(json.dumps(report.as_json(claims, device) | {"report": [str(f) for f in files]}, indent=2))
     else:
         print(report.format_table(claims))
-        env = report.environment(device)
-        print(f"\n{len(claims) - len(failed)}/{len(claims)} claims hold "
-              f"(torch {env['torch']}, {env['device']}: {env['device_name']})")
+        quick = sum(c.holds == "quick" for c in claims)
+        print(f"\n{len(claims) - len(failed) - quick}/{len(claims)} claims hold"
+              + (f", {quick} not checked (--quick)" if quick else "")
+              + f" (torch {env['torch']}, {env['device']}: {env['device_name']}); report: {files[0]}")
     return 1 if failed else 0
 
 

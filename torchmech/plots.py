@@ -122,3 +122,28 @@ def saliency_grid(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, 
         for ax in axes[:, i]:
             ax.set_axis_off()
     return _save(fig, path)
+
+
+def accuracy_curve(ours: list[float], book: list[float], path: Path) -> Path:
+    """MNIST's training accuracy per epoch, this run against the book's printed values."""
+    fig = Figure(figsize=(8, 4))
+    ax = fig.subplots()
+    ax.plot(range(len(book)), book, "o--", label="book (printed)")
+    ax.plot(range(len(ours)), ours, "s-", label="this run")
+    ax.set_xlabel("Epoch", size=13)
+    ax.set_ylabel("Training accuracy", size=13)
+    ax.legend()
+    return _save(fig, path)
+
+
+def digit_grid(images: torch.Tensor, labels: torch.Tensor, preds: torch.Tensor, path: Path) -> Path:
+    """Test digits with the model's prediction above each (red where it is wrong)."""
+    n = len(images)
+    fig = Figure(figsize=(1.5 * n / 2, 3.4))
+    axes = fig.subplots(2, (n + 1) // 2, squeeze=False).ravel()
+    for ax, img, label, pred in zip(axes, images, labels, preds, strict=False):
+        ax.imshow(img.reshape(28, 28).cpu().numpy(), cmap="gray_r")
+        ax.set_title(f"{int(pred)}", color="black" if int(pred) == int(label) else "red")
+    for ax in axes:
+        ax.set_axis_off()
+    return _save(fig, path)

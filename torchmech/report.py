@@ -6,30 +6,46 @@ its :class:`Claim` rows; :func:`run_chapter` gathers them in chapter order.
 
 from __future__ import annotations
 
+import json
 import platform
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import torch
 from torch import nn
 
-from torchmech import SECTIONS, __version__
+from torchmech import SECTIONS, __version__, plots
 from torchmech.autodiff import linear_loss, linear_loss_grad
 from torchmech.capacity import xor_run
+from torchmech.data.mnist import load_mnist
 from torchmech.data.xor import make_xor
 from torchmech.devices import resolve_device
 from torchmech.graph import compute_z, op_chain
 from torchmech.init import MyModule, MyModuleFixed
 from torchmech.layers import NoisyLinear
 from torchmech.models import chapter_sequential
-from torchmech.projects import mnist_run, mpg_run
+from torchmech.projects import MnistResult, mnist_run, mpg_run
 from torchmech.train import History
+
+
+@dataclass
+class ChapterRun:
+    """What a section runner needs: where to run, whether to trim long trainings, where figures go."""
+
+    device: torch.device
+    quick: bool = False
+    out: Path | None = None
+    figures: list[tuple[str, str, Path]] = field(default_factory=list)  # (section, caption, file)
+
+    def figure(self, section: str, caption: str, path: Path) -> None:
+        self.figures.append((section, caption, path))
 
 
 @dataclass(frozen=True)
 class Claim:
     """One row of the chapter table: ``holds`` is ``"exact"``, ``"band"`` (within the documented
-    band, named in the claim) or ``"no"``."""
+    band, named in the claim), ``"quick"`` (not checked: ``--quick`` trimmed the run) or ``"no"``."""
 
     section: str
     claim: str
@@ -42,7 +58,12 @@ def _row(section: str, claim: str, book: str, ours: str) -> Claim:
     return Claim(section, claim, book, ours, "exact" if ours == book else "no")
 
 
-def section1(device: torch.device) -> list[Claim]:
+def _trimmed(section: str, claim: str, book: str, ours: str = "not run (--quick)") -> Claim:
+    return Claim(section, claim, book, ours, "quick")
+
+
+def section1(ctx: ChapterRun) -> list[Claim]:
+    device = ctx.device
     rows = []
     for rank, book in ((0, "tensor(1)"), (1, "tensor([1])"), (2, "tensor([[1]])")):
         args = [torch.tensor(v, device=device).reshape((1,) * rank) for v in (1, 2, 3)]
@@ -54,7 +75,8 @@ def section1(device: torch.device) -> list[Claim]:
     return rows
 
 
-def section2(device: torch.device) -> list[Claim]:
+def section2(ctx: ChapterRun) -> list[Claim]:
+    device = ctx.device
     rows = [
         _row("s2", "torch.tensor(3.14, requires_grad=True)", "tensor(3.1400, requires_grad=True)",
              repr(torch.tensor(3.14, requires_grad=True))),
@@ -72,7 +94,8 @@ def section2(device: torch.device) -> list[Claim]:
     return rows
 
 
-def section3(device: torch.device) -> list[Claim]:
+def section3(ctx: ChapterRun) -> list[Claim]:
+    device = ctx.device
     w = torch.tensor(1.0, requires_grad=True, device=device)
     b = torch.tensor(0.5, requires_grad=True, device=device)
     x, y = torch.tensor([1.4], device=device), torch.tensor([2.1], device=device)
@@ -86,7 +109,8 @@ def section3(device: torch.device) -> list[Claim]:
     ]
 
 
-def section4(device: torch.device) -> list[Claim]:
+def section4(ctx: ChapterRun) -> list[Claim]:
+    device = ctx.device
     model = chapter_sequential().to(device)
     layers = ", ".join(f"Linear({m.in_features},{m.out_features})" if isinstance(m, nn.Linear) else type(m).__name__
                        for m in model)
@@ -101,9 +125,17 @@ def _accuracies(h: History) -> str:
     return f"{h.train_acc[-1]:.2f} / {h.valid_acc[-1]:.2f}"
 
 
-def section5(device: torch.device) -> list[Claim]:
+def section5(ctx: ChapterRun) -> list[Claim]:
+    device = ctx.device
     d = make_xor()
     _, logistic = xor_run("logistic", device=device, data=d)
+    if ctx.out is not None:
+        ctx.figure("s5", "Figure 13.2: the XOR data", plots.xor_scatter(d, ctx.out / "xor_data.png"))
+        ctx.figure("s5", "Figure 13.3: logistic regression's learning curves",
+                   plots.learning_curves(logistic, ctx.out / "xor_logistic_curves.png"))
+        _, mlp_history = xor_run("mlp", device=device, data=d)
+        ctx.figure("s5", "Figure 13.4: two hidden layers of 4 units (seeded, not in notebook order)",
+                   plots.learning_curves(mlp_history, ctx.out / "xor_mlp_curves.png"))
     return [
         _row("s5", "XOR data, first row (np.random.seed(1))", "-0.16595599, 0.44064899",
              ", ".join(f"{v:.8f}" for v in d.x[0])),
@@ -113,12 +145,20 @@ def section5(device: torch.device) -> list[Claim]:
     ]
 
 
-def section6(device: torch.device) -> list[Claim]:
+def section6(ctx: ChapterRun) -> list[Claim]:
+    device = ctx.device
     torch.manual_seed(1)
     layer = NoisyLinear(4, 2).to(device)
     x = torch.zeros(1, 4, device=device)
     prints = [", ".join(f"{v:.4f}" for v in layer(x, training=t)[0].tolist()) for t in (True, True, False)]
-    _, noisy = xor_run("noisy", device=device)
+    noisy_model, noisy = xor_run("noisy", device=device)
+    if ctx.out is not None:
+        d = make_xor()
+        modulelist, _ = xor_run("modulelist", device=device, data=d)
+        ctx.figure("s6", "Figure 13.5: MyModule's decision regions (validation points)",
+                   plots.decision_regions(modulelist, d, ctx.out / "xor_modulelist_regions.png"))
+        ctx.figure("s6", "Figure 13.6: MyNoisyModule's decision regions",
+                   plots.decision_regions(noisy_model, d, ctx.out / "xor_noisy_regions.png"))
     return [
         _row("s6", "NoisyLinear(4, 2), seed 1, training=True", "0.1154, -0.0598", prints[0]),
         _row("s6", "  … called again", "0.0432, -0.0375", prints[1]),
@@ -131,7 +171,8 @@ MPG_BOOK_LOSSES = {0: "536.1047", 20: "8.4361", 40: "7.8695", 60: "7.1891", 80: 
                    100: "6.7599", 120: "6.3124", 140: "6.6864", 160: "6.7648", 180: "6.2156"}
 
 
-def section7(device: torch.device) -> list[Claim]:
+def section7(ctx: ChapterRun) -> list[Claim]:
+    device = ctx.device
     r = mpg_run(device=device)
     rows = [_row("s7", f"Auto MPG, epoch {e} loss", book, f"{r.history.train_loss[e]:.4f}")
             for e, book in MPG_BOOK_LOSSES.items()]
@@ -152,26 +193,55 @@ def _band(section: str, claim: str, book: float, ours: float, band: float) -> Cl
                  "exact" if b == o else "band" if abs(ours - book) <= band else "no")
 
 
-def section8(device: torch.device) -> list[Claim]:
-    r = mnist_run(epochs=20, device=device)
+def section8(ctx: ChapterRun) -> list[Claim]:
+    device = ctx.device
+    r = mnist_run(epochs=2 if ctx.quick else 20, device=device)
     rows = [_row("s8", f"MNIST epoch {e} train accuracy", f"{MNIST_BOOK_ACC[e]:.4f}",
                  f"{r.history.train_acc[e]:.4f}") for e in (0, 1)]
-    rows += [_band("s8", f"MNIST epoch {e} train accuracy", MNIST_BOOK_ACC[e], r.history.train_acc[e], 0.001)
-             for e in range(2, 20)]
-    rows.append(_band("s8", "MNIST test accuracy", 0.9645, r.test_acc, 0.002))
+    if ctx.quick:
+        rows.append(_trimmed("s8", "MNIST epochs 2–19 (band ± 0.001) and test accuracy (± 0.002)",
+                             f"{MNIST_BOOK_ACC[2]:.4f} … {MNIST_BOOK_ACC[-1]:.4f}; 0.9645"))
+    else:
+        rows += [_band("s8", f"MNIST epoch {e} train accuracy", MNIST_BOOK_ACC[e], r.history.train_acc[e], 0.001)
+                 for e in range(2, 20)]
+        rows.append(_band("s8", "MNIST test accuracy", 0.9645, r.test_acc, 0.002))
+    if ctx.out is not None:
+        _mnist_figures(ctx, r)
     return rows
 
 
-def section9(device: torch.device) -> list[Claim]:
+def _mnist_figures(ctx: ChapterRun, r: MnistResult) -> None:
+    images, labels = load_mnist(train=False)
+    x = images[:12].unsqueeze(1).float().div(255)
+    model = r.model.eval()
+    with torch.no_grad():
+        preds = model(x.to(ctx.device)).argmax(1).cpu()
+    ctx.figure("s8", "MNIST: training accuracy per epoch, ours and the book's",
+               plots.accuracy_curve(r.history.train_acc, MNIST_BOOK_ACC, ctx.out / "mnist_curve.png"))
+    ctx.figure("s8", "MNIST: test digits with the model's predictions (red: wrong)",
+               plots.digit_grid(x, labels[:12], preds, ctx.out / "mnist_digits.png"))
+    ctx.figure("s8", "§3's side box on MNIST: each digit above its saliency |∂ logit / ∂ pixel|",
+               plots.saliency_grid(model, x[:6], labels[:6], ctx.out / "mnist_saliency.png"))
+
+
+def section9(ctx: ChapterRun) -> list[Claim]:
+    device = ctx.device
     import tempfile
 
     from torchmech.lit import fit
 
     accelerator = "gpu" if device.type == "cuda" else device.type
-    with tempfile.TemporaryDirectory() as logdir:
-        run = fit(10, logdir=logdir, accelerator=accelerator, devices=1, progress=False)
+    trim = {"limit_train_batches": 100, "limit_val_batches": 20, "limit_test_batches": 20} if ctx.quick else {}
+    with tempfile.TemporaryDirectory() as tmp:
+        logdir = ctx.out if ctx.out is not None else Path(tmp)
+        run = fit(1 if ctx.quick else 10, logdir=logdir, accelerator=accelerator, devices=1, progress=False, **trim)
         best_epoch = int(run.best_checkpoint.name.split("-")[0].removeprefix("epoch="))
     acc = run.test_acc or 0.0
+    if ctx.out is not None:
+        ctx.figure("s9", f"TensorBoard logs: `tensorboard --logdir {logdir / 'lightning_logs'}`", run.log_dir)
+    if ctx.quick:
+        return [_trimmed("s9", "Lightning, 10 epochs, test acc of the best checkpoint (quick: 1 short epoch)",
+                         "0.9500", f"{acc:.4f}")]
     return [
         Claim("s9", "Lightning, 10 epochs, test acc of the best checkpoint (band: ≥ 0.94)", "0.9500",
               f"{acc:.4f}", "exact" if f"{acc:.4f}" == "0.9500" else "band" if acc >= 0.94 else "no"),
@@ -186,11 +256,23 @@ SECTION_RUNNERS: dict[str, Callable[[torch.device], list[Claim]]] = {
 }
 
 
-def run_chapter(device: str | torch.device | None = "cpu", sections: Sequence[str] | None = None) -> list[Claim]:
-    """Run the sections written so far (or only ``sections``), in chapter order, on ``device``."""
-    dev = resolve_device(device)
+def run_chapter(device: str | torch.device | None = "cpu", sections: Sequence[str] | None = None,
+                quick: bool = False, out: Path | None = None,
+                progress: Callable[[str], None] | None = None) -> tuple[list[Claim], ChapterRun]:
+    """Run the chapter's sections (or only ``sections``) in order on ``device``.
+
+    ``quick`` trims the long trainings (MNIST, Lightning) and marks their claims ``quick``;
+    ``out`` makes the sections save their figures there. ``progress(section)`` is called
+    before each section.
+    """
+    ctx = ChapterRun(resolve_device(device), quick, out)
     chosen = SECTION_RUNNERS if sections is None else [s for s in SECTION_RUNNERS if s in sections]
-    return [claim for s in chosen for claim in SECTION_RUNNERS[s](dev)]
+    claims = []
+    for s in chosen:
+        if progress is not None:
+            progress(s)
+        claims += SECTION_RUNNERS[s](ctx)
+    return claims, ctx
 
 
 def _cpu_name() -> str:
@@ -219,6 +301,32 @@ def environment(device: str | torch.device | None = "cpu") -> dict[str, str]:
 
 def as_json(claims: list[Claim], device: str | torch.device | None = "cpu") -> dict:
     return {"environment": environment(device), "claims": [asdict(c) for c in claims]}
+
+
+
+def write_report(claims: list[Claim], ctx: ChapterRun, env: dict[str, str]) -> list[Path]:
+    """``chapter13.md`` (the table, the figures, the TensorBoard pointer) and ``results.json``
+    (every claim and the environment) in ``ctx.out``."""
+    out = ctx.out
+    if out is None:
+        raise ValueError("write_report needs the run's output folder (ctx.out)")
+    lines = ["# Chapter 13, reproduced", "",
+             f"torch {env['torch']} on {env['device']} ({env['device_name']}), torchmech {env['torchmech']}"
+             + (" — **quick run**: long trainings trimmed, their claims marked `quick`" if ctx.quick else ""), "",
+             "| § | claim | book | measured | holds |", "|---|---|---|---|---|"]
+    lines += [f"| {SECTIONS[c.section].split(' ')[0]} | {c.claim} | {c.book} | {c.ours} | {c.holds} |" for c in claims]
+    for section in dict.fromkeys(s for s, _, _ in ctx.figures):
+        lines += ["", f"## {SECTIONS[section]}"]
+        for s, caption, path in ctx.figures:
+            if s == section:
+                rel = path.relative_to(out) if path.is_relative_to(out) else path
+                lines += ["", f"{caption}", "", f"![{caption}]({rel})" if path.suffix == ".png" else f"`{rel}`"]
+    md, js = out / "chapter13.md", out / "results.json"
+    md.write_text("\n".join(lines) + "\n")
+    js.write_text(json.dumps({"environment": env, "quick": ctx.quick, "seeds": {"torch": 1, "numpy": 1},
+                              "claims": [asdict(c) for c in claims],
+                              "figures": [str(p) for _, _, p in ctx.figures]}, indent=2))
+    return [md, js]
 
 
 def format_table(claims: list[Claim]) -> str:
