@@ -30,6 +30,7 @@ def test_xor_data_golden() -> None:
     53 class-1 labels in the 100 training and in the 100 validation points."""
     d = make_xor()
     assert [f"{v:.8f}" for v in d.x[0]] == ["-0.16595599", "0.44064899"]  # as printed, 8 decimals
+    # exact: the tensors are the NumPy draw rounded once to float32, nothing else
     torch.testing.assert_close(d.x_train, torch.tensor(d.x[:100], dtype=torch.float32), rtol=0, atol=0)
     assert d.x_train.shape == d.x_valid.shape == (100, 2)
     assert d.x_train.dtype == d.y_train.dtype == torch.float32
