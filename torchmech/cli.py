@@ -256,7 +256,6 @@ def _xor(args: argparse.Namespace, device: torch.device) -> dict:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from torchmech import report
     from torchmech.devices import resolve_device
 
     try:
@@ -293,6 +292,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("  ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in result.items()
                             if not isinstance(v, list | dict)))
         return 0
+    return _chapter(args, device)
+
+
+def _chapter(args: argparse.Namespace, device: torch.device) -> int:
+    from torchmech import report
+
     try:
         args.out.mkdir(parents=True, exist_ok=True)
     except OSError as err:
@@ -301,12 +306,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     chosen = args.section or list(report.SECTION_RUNNERS)
     with tqdm(total=len(chosen), desc="chapter", file=sys.stderr, disable=None) as bar, \
             contextlib.redirect_stdout(sys.stderr):  # libraries' prints stay off the table
-        def step(section: str) -> None:
-            bar.set_postfix_str(section)
-            bar.update(0 if bar.n == 0 and not bar.postfix else 1)
+        def done(section: str) -> None:
+            bar.set_postfix_str(f"{section} done")
+            bar.update(1)
 
-        claims, run = report.run_chapter(device, args.section, quick=args.quick, out=args.out, progress=step)
-        bar.update(bar.total - bar.n)
+        claims, run = report.run_chapter(device, args.section, quick=args.quick, out=args.out, progress=done)
         env = report.environment(device)
         files = report.write_report(claims, run, env)
     failed = [c for c in claims if c.holds == "no"]

@@ -263,15 +263,15 @@ def run_chapter(device: str | torch.device | None = "cpu", sections: Sequence[st
 
     ``quick`` trims the long trainings (MNIST, Lightning) and marks their claims ``quick``;
     ``out`` makes the sections save their figures there. ``progress(section)`` is called
-    before each section.
+    after each section.
     """
     ctx = ChapterRun(resolve_device(device), quick, out)
     chosen = SECTION_RUNNERS if sections is None else [s for s in SECTION_RUNNERS if s in sections]
     claims = []
     for s in chosen:
+        claims += SECTION_RUNNERS[s](ctx)
         if progress is not None:
             progress(s)
-        claims += SECTION_RUNNERS[s](ctx)
     return claims, ctx
 
 
