@@ -22,12 +22,12 @@ chapter: $(BIN)/torchmech
 test: $(BIN)/torchmech
 	$(BIN)/ruff check .
 	$(BIN)/torchmech data fetch
-	$(BIN)/python -m pytest --runslow --benchmark-disable
+	$(BIN)/python -m pytest --runslow
 
 bench: $(BIN)/torchmech
 	$(BIN)/torchmech data fetch
 	mkdir -p reports
-	$(BIN)/python -m pytest benchmarks --benchmark-only --benchmark-json=reports/pytest-benchmark.json
+	$(BIN)/python -m pytest benchmarks --benchmark-enable --benchmark-only --benchmark-json=reports/pytest-benchmark.json
 	$(BIN)/torchmech bench --out reports
 
 lint: $(BIN)/torchmech

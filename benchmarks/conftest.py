@@ -12,7 +12,9 @@ SMOKE = {"widths": [32, 256], "batches": [1, 64]}
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if {"width", "batch"} <= set(metafunc.fixturenames):
-        smoke = metafunc.config.getoption("benchmark_disable", default=False)
+        config = metafunc.config
+        smoke = config.getoption("benchmark_disable", default=False) and not config.getoption(
+            "benchmark_enable", default=False)
         widths = SMOKE["widths"] if smoke else sorted(set(FULL["cpu"]["widths"] + FULL["cuda"]["widths"]))
         batches = SMOKE["batches"] if smoke else FULL["cpu"]["batches"]
         metafunc.parametrize("width", widths)
