@@ -240,7 +240,7 @@ def _xor(args: argparse.Namespace, device: torch.device) -> dict:
                 "success_rate": result.success_rate(0.9), "median_valid_acc": result.valid_acc.median().item(),
                 "best_valid_acc": result.valid_acc.max().item(), "parameters": result.n_params,
                 "seconds": round(seconds, 3)}
-    with tqdm(total=args.epochs, desc=f"xor {args.model}", file=sys.stderr, disable=None, leave=False) as bar:
+    with _progress(args.epochs, f"xor {args.model}") as bar:
         model, history = xor_run(args.model, epochs=args.epochs, seed=args.seed, device=device, data=data,
                                  on_epoch_end=lambda *_: bar.update())
     out = {"model": args.model, "seed": args.seed, "epochs": args.epochs, "device": str(device),

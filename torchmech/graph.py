@@ -16,7 +16,7 @@ import torch
 Number = int | float | bool
 
 
-def _as_tensor_args(**tensors: torch.Tensor | Number) -> dict[str, torch.Tensor]:
+def _check_inputs(**tensors: torch.Tensor | Number) -> None:
     """Check that ``tensors`` are tensors (or Python numbers) on one device, broadcastable."""
     found = {k: v for k, v in tensors.items() if isinstance(v, torch.Tensor)}
     bad = {k: type(v).__name__ for k, v in tensors.items() if not isinstance(v, torch.Tensor | Number)}
@@ -32,7 +32,6 @@ def _as_tensor_args(**tensors: torch.Tensor | Number) -> dict[str, torch.Tensor]
     except RuntimeError as err:
         shapes = ", ".join(f"{k} {tuple(v.shape)}" for k, v in found.items())
         raise ValueError(f"shapes do not broadcast together: {shapes}") from err
-    return found
 
 
 def compute_z(a: torch.Tensor | Number, b: torch.Tensor | Number, c: torch.Tensor | Number) -> torch.Tensor:
@@ -55,7 +54,7 @@ def compute_z(a: torch.Tensor | Number, b: torch.Tensor | Number, c: torch.Tenso
         TypeError: an input is neither a tensor nor a number.
         ValueError: the shapes do not broadcast, or the tensors sit on different devices.
     """
-    _as_tensor_args(a=a, b=b, c=c)
+    _check_inputs(a=a, b=b, c=c)
     if not any(isinstance(v, torch.Tensor) for v in (a, b, c)):
         a = torch.as_tensor(a)
     r1 = torch.sub(a, b)

@@ -217,7 +217,7 @@ def load_mnist(root: str | Path | None = None, train: bool = True) -> tuple[torc
     from torchvision.datasets import MNIST
 
     names = [n for n in MNIST_MD5 if n.startswith("train" if train else "t10k")]
-    bad = [n for n in missing_files(root) if n in names]
+    bad = missing_files(root, {n: MNIST_MD5[n] for n in names})  # hash only the two files needed
     if bad:
         raise MnistDataError(f"MNIST file(s) {', '.join(bad)} missing or corrupt in {raw_dir(root)}: {FETCH_HINT}")
     ds = MNIST(str(data_root(root)), train=train, download=False)
