@@ -67,6 +67,24 @@ def test_crossover_on_synthetic_timings() -> None:
     assert crossover(records) == {32: None, 512: 64, 4096: None}
 
 
+def test_gemm_peak_times_each_precision_in_its_own_mode(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The TF32 peak is timed with TF32 on (and the switch restored), fp32 with it off, bf16 on
+    bf16 matrices; the result is 2·n³ FLOPs over the median."""
+    seen: list[tuple[bool, torch.dtype]] = []
+
+    def fake_measure(fn, device, min_run_time=0.2):
+        seen.append((torch.backends.cuda.matmul.allow_tf32, fn().dtype))
+        return 0.5, 0.0
+
+    monkeypatch.setattr(bench, "measure", fake_measure)
+    before = torch.backends.cuda.matmul.allow_tf32
+    assert bench.gemm_peak("cpu", "tf32", 8) == pytest.approx(2 * 8**3 / 0.5 / 1e12)
+    bench.gemm_peak("cpu", "fp32", 8)
+    bench.gemm_peak("cpu", "bf16", 8)
+    assert seen == [(True, torch.float32), (False, torch.float32), (False, torch.bfloat16)]
+    assert torch.backends.cuda.matmul.allow_tf32 == before
+
+
 def test_cuda_graphs_need_cuda() -> None:
     """The CUDA-graph option refuses a CPU device with a clear error (a graph is a CUDA object)."""
     with pytest.raises(ValueError, match="CUDA graphs need a CUDA device"):

@@ -11,9 +11,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from torchmech import SECTIONS
+from torchmech import SECTIONS, report
 from torchmech.cli import main
+from torchmech.devices import OFF_CPU_REL
 from torchmech.report import SECTION_RUNNERS
+from torchmech.train import History
 
 pytestmark = pytest.mark.chapter
 
@@ -42,6 +44,21 @@ def test_chapter_table_has_a_row_per_claim(tmp_path: Path, capsys: pytest.Captur
     assert out[0].split()[:4] == ["§", "claim", "book", "measured"]
     assert {line.split()[0] for line in out[2:-2]} == {"§1", "§4"}
     assert out[-1].startswith(f"{len(out) - 4}/{len(out) - 4} claims hold")
+
+
+def test_off_the_cpu_golden_numbers_become_bands_and_laws() -> None:
+    """The book's digits are CPU facts. Elsewhere a printed number is checked within ``OFF_CPU_REL``
+    (named in the claim), and NoisyLinear's seeded noise as its law; on the CPU nothing is loosened."""
+    cuda = torch.device("cuda")  # a name only: no CUDA kernel runs here
+    assert report._golden("s7", "loss", "6.2156", 6.2156, cuda).holds == "exact"
+    near = report._golden("s7", "loss", "6.2156", 6.2029, cuda)
+    assert near.holds == "band" and "band ± 1%" in near.claim
+    assert report._golden("s7", "loss", "6.2156", 6.2156 * (1 + 2 * OFF_CPU_REL), cuda).holds == "no"
+    assert report._golden("s7", "loss", "6.2156", 6.2157, torch.device("cpu")).holds == "no"
+    learned = History(train_acc=[0.97], valid_acc=[0.96])
+    law, band = report._noisy_off_cpu(torch.device("cpu"), learned)  # the law itself holds on any device
+    assert (law.ours, law.holds) == ("differ / same", "law") and band.holds == "band"
+    assert report._noisy_off_cpu(torch.device("cpu"), History(train_acc=[0.97], valid_acc=[0.6]))[1].holds == "no"
 
 
 def test_quick_chapter_report_has_every_section_and_its_images(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 from torchmech.data.auto_mpg import BUNDLED, COLUMNS, bucketize_year, load_auto_mpg, mpg_features
+from torchmech.devices import OFF_CPU_REL
 from torchmech.projects import mpg_run
 
 pytestmark = pytest.mark.s7
@@ -105,12 +106,16 @@ def test_regression_golden(device: str) -> None:
     """Book: Linear(9,8) ReLU Linear(8,4) ReLU Linear(4,1), SGD lr 0.001, batch 8, 200 epochs:
     the ten printed loss lines exactly, Test MAE 2.1211 and Test MSE 9.6130 (a later notebook
     run printed 9.6133: torch 2.14 gives the first, torch 2.11 the second; band ± 0.0005).
-    On other devices the same claims as bands: the run converges to the same neighbourhood."""
+    On other devices the same claims as bands of relative width ``OFF_CPU_REL`` (1 %, the
+    chapter report's): other kernels sum in another order. Measured on an H200 (torch 2.11):
+    within 0.25 % (epoch 180: 6.2029; MSE 9.5907, MAE 2.1177)."""
     r = mpg_run(device=device)
     if device == "cpu":
         assert {e: round(r.history.train_loss[e], 4) for e in BOOK_LOSSES} == BOOK_LOSSES
         assert round(r.test_mae, 4) == 2.1211
         assert abs(r.test_mse - 9.613) <= 0.0005
     else:
-        assert r.history.train_loss[0] == pytest.approx(536.1047, rel=1e-3)
-        assert r.history.train_loss[-1] < 8 and abs(r.test_mae - 2.1211) < 0.1
+        for epoch, loss in BOOK_LOSSES.items():
+            assert r.history.train_loss[epoch] == pytest.approx(loss, rel=OFF_CPU_REL), epoch
+        assert r.test_mae == pytest.approx(2.1211, rel=OFF_CPU_REL)
+        assert r.test_mse == pytest.approx(9.6130, rel=OFF_CPU_REL)

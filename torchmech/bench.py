@@ -106,8 +106,8 @@ def train_step(width: int, batch: int, device: str, precision: str = "fp32",
     torch.cuda.current_stream().wait_stream(side)
     graph = torch.cuda.CUDAGraph()
     opt.zero_grad(set_to_none=True)
-    with torch.cuda.graph(graph):
-        with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=autocast):
+    with torch.cuda.graph(graph):  # autocast's cast cache must stay off while capturing
+        with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=autocast, cache_enabled=False):
             static_loss = loss_fn(model(x).float(), y)
         static_loss.backward()
         opt.step()
@@ -120,10 +120,19 @@ def train_step(width: int, batch: int, device: str, precision: str = "fp32",
 
 
 def gemm_peak(device: str, precision: str = "fp32", n: int = 2048) -> float:
-    """TFLOP/s of one n×n matmul in ``precision``, measured now: the yardstick for the MLPs."""
+    """TFLOP/s of one n×n matmul in ``precision``, measured now: the yardstick for the MLPs.
+
+    ``tf32`` turns TensorFloat-32 on for this matmul only (and restores the switch); ``bf16``
+    multiplies bf16 matrices. On a GPU, ``n`` must be large (4096–8192) for the figure to be a peak.
+    """
     dtype = torch.bfloat16 if precision == "bf16" else torch.float32
     a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
-    median, _ = measure(lambda: a @ b, device)
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    try:
+        _tf32(precision == "tf32")
+        median, _ = measure(lambda: a @ b, device)
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
     return 2 * n**3 / median / 1e12
 
 

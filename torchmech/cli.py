@@ -189,7 +189,10 @@ def _bench(args: argparse.Namespace, device: torch.device) -> dict:
     if args.cuda_graphs and any(d.startswith("cuda") for d in devices):
         cuda = [d for d in devices if d.startswith("cuda")]
         records += bench.sweep(widths, batches, cuda, args.precisions, min_run_time=run_time, cuda_graphs=True)
-    peaks = {(d.split(":")[0], p): bench.gemm_peak(d, p, 1024 if args.quick else 2048)
+    def gemm_size(device: str) -> int:  # a GPU needs big matrices to reach its peak; a CPU is there at 2048
+        return (1024 if args.quick else 2048) * (4 if device.startswith("cuda") else 1)
+
+    peaks = {(d.split(":")[0], p): bench.gemm_peak(d, p, gemm_size(d))
              for d in devices for p in args.precisions if p == "fp32" or d.startswith("cuda")}
     files = bench.write_results(records, peaks, args.out, environment(devices[-1]))
     if not args.json:
