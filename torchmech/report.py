@@ -331,6 +331,11 @@ def as_json(claims: list[Claim], device: str | torch.device | None = "cpu") -> d
 
 
 
+HOLDS_LEGEND = ("*holds*: `exact` the book's digits; `band` within the band named in the claim; `law` off the "
+                "CPU, the law behind digits that come from the CPU's random generator; `quick` not checked "
+                "(`--quick`); `no` the claim fails.")
+
+
 def write_report(claims: list[Claim], ctx: ChapterRun, env: dict[str, str]) -> list[Path]:
     """``chapter13.md`` (the table, the figures, the TensorBoard pointer) and ``results.json``
     (every claim and the environment) in ``ctx.out``."""
@@ -340,7 +345,7 @@ def write_report(claims: list[Claim], ctx: ChapterRun, env: dict[str, str]) -> l
     lines = ["# Chapter 13, reproduced", "",
              f"torch {env['torch']} on {env['device']} ({env['device_name']}), torchmech {env['torchmech']}"
              + (" — **quick run**: long trainings trimmed, their claims marked `quick`" if ctx.quick else ""), "",
-             "| § | claim | book | measured | holds |", "|---|---|---|---|---|"]
+             HOLDS_LEGEND, "", "| § | claim | book | measured | holds |", "|---|---|---|---|---|"]
     lines += [f"| {SECTIONS[c.section].split(' ')[0]} | {c.claim} | {c.book} | {c.ours} | {c.holds} |" for c in claims]
     for section in dict.fromkeys(s for s, _, _ in ctx.figures):
         lines += ["", f"## {SECTIONS[section]}"]
