@@ -7,33 +7,50 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import torch
 
-from torchmech import SECTIONS, report
+from torchmech import SECTIONS, lit, report
 from torchmech.cli import main
 from torchmech.devices import OFF_CPU_REL
 from torchmech.report import SECTION_RUNNERS
 from torchmech.train import History
+
+if TYPE_CHECKING:
+    from tests.conftest import BookRuns
+    from torchmech.lit import LightningRun
+    from torchmech.projects import MnistResult
 
 pytestmark = pytest.mark.chapter
 
 ROOT_CONFTEST = Path(__file__).resolve().parents[1] / "conftest.py"
 
 
-def test_chapter_reproduces_every_claim_so_far(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """`torchmech chapter --json`: every claim of §1–§9 holds on the CPU, each row with the book's
-    printed value beside ours, and the environment recorded."""
-    assert main(["chapter", "--json", "--out", str(tmp_path)]) == 0
-    result = json.loads(capsys.readouterr().out)
-    claims = result["claims"]
-    assert [c["section"] for c in claims] == sorted(c["section"] for c in claims)  # chapter order
-    assert {c["section"] for c in claims} == set(SECTION_RUNNERS)
+@pytest.mark.slow
+def test_full_chapter_rows_for_mnist_and_lightning_hold(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                        monkeypatch: pytest.MonkeyPatch, book_runs: BookRuns) -> None:
+    """Without --quick, §8 and §9 report the chapter's full runs (20 epochs, 10 epochs): every row
+    holds, exact where no band is named. §1–§7 are the same with or without --quick (the quick
+    test checks them). The two trainings are §8's and §9's own tests' runs (the same calls, the
+    same seeds: see ``BookRuns``); the report is asked for exactly those calls."""
+    def mnist_run(*, epochs: int, device: torch.device) -> MnistResult:
+        assert epochs == 20
+        return book_runs.mnist(str(device))
+
+    def fit(epochs: int, *, logdir: Path, accelerator: str, devices: int, progress: bool) -> LightningRun:
+        assert (epochs, devices, progress) == (10, 1, False)
+        return book_runs.lightning(accelerator)
+
+    monkeypatch.setattr(report, "mnist_run", mnist_run)
+    monkeypatch.setattr(lit, "fit", fit)
+    assert main(["chapter", "--json", "--section", "s8", "s9", "--out", str(tmp_path)]) == 0
+    claims = json.loads(capsys.readouterr().out)["claims"]
+    assert [c["section"] for c in claims] == ["s8"] * 21 + ["s9"] * 2  # 20 epochs and the test; acc and epoch
     assert all(c["holds"] in ("exact", "band") for c in claims), [c for c in claims if c["holds"] == "no"]
     assert all(c["holds"] == "exact" for c in claims if "band" not in c["claim"])
-    assert {c["book"] for c in claims} >= {"tensor(1)", "tensor(-0.5600)", "tensor(-0.4000)"}
-    assert result["environment"]["device"] == "cpu"
+    assert (tmp_path / "mnist_curve.png").is_file()
 
 
 def test_chapter_table_has_a_row_per_claim(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -63,7 +80,8 @@ def test_off_the_cpu_golden_numbers_become_bands_and_laws() -> None:
 
 def test_quick_chapter_report_has_every_section_and_its_images(tmp_path: Path) -> None:
     """`torchmech chapter --quick --out DIR` (well under a minute on 2 cores): chapter13.md's table has
-    a row for every section §1–§9, trimmed claims say so, its figures load as images, and
+    a row for every section §1–§9, every claim of §1–§7 holds on the CPU (exact where no band is
+    named: --quick trims only §8 and §9), trimmed claims say so, its figures load as images, and
     results.json holds every number and the environment."""
     import matplotlib.image
 
@@ -78,7 +96,15 @@ def test_quick_chapter_report_has_every_section_and_its_images(tmp_path: Path) -
         assert matplotlib.image.imread(image).size > 0
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["quick"] is True and results["environment"]["torch"] == torch.__version__
-    assert {c["section"] for c in results["claims"]} == set(SECTION_RUNNERS)
+    assert results["environment"]["device"] == "cpu"
+    claims = results["claims"]
+    assert [c["section"] for c in claims] == sorted(c["section"] for c in claims)  # chapter order
+    assert {c["section"] for c in claims} == set(SECTION_RUNNERS)
+    full = [c for c in claims if c["section"] not in ("s8", "s9")]
+    assert all(c["holds"] in ("exact", "band") for c in full), [c for c in full if c["holds"] == "no"]
+    assert all(c["holds"] == "exact" for c in full if "band" not in c["claim"])
+    assert all(c["holds"] != "no" for c in claims)
+    assert {c["book"] for c in claims} >= {"tensor(1)", "tensor(-0.5600)", "tensor(-0.4000)"}
 
 
 def test_chapter_output_under_a_file_is_a_one_line_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -8,6 +8,7 @@ import hashlib
 import itertools
 import struct
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
@@ -23,8 +24,11 @@ from torchmech.data.mnist import (
     missing_files,
 )
 from torchmech.plots import saliency_grid
-from torchmech.projects import MnistResult, mnist_run, mnist_train_batches
+from torchmech.projects import mnist_run, mnist_train_batches
 from torchmech.train import ShuffledBatches
+
+if TYPE_CHECKING:
+    from tests.conftest import BookRuns
 
 pytestmark = pytest.mark.s8
 
@@ -162,23 +166,14 @@ def test_fast_path_first_epoch_equals_the_book_pipeline(mnist_root: Path) -> Non
         assert torch.equal(p, q)
 
 
-_RUNS: dict[str, MnistResult] = {}
-
-
-def _trained(root: Path, device: str) -> MnistResult:
-    if device not in _RUNS:
-        _RUNS[device] = mnist_run(root, epochs=20, device=device)
-    return _RUNS[device]
-
-
-def test_mnist_golden(mnist_root: Path, device: str, record_property) -> None:
+def test_mnist_golden(book_runs: BookRuns, device: str, record_property) -> None:
     """Book: Flatten, 784→32→16→10, CrossEntropyLoss, Adam 0.001, batch 64, seed 1, 20 epochs.
     Printed train accuracy per epoch and test accuracy 0.9645. Float summation order differs
     between builds and devices (CHAPTER.md: up to 0.0004 measured), so, on the CPU and CUDA
     alike: epochs 0–1 exactly as printed, every epoch within ±0.001, test within ±0.002.
     Measured here (torch 2.14.1, 2-core CPU): 7 of 20 epochs exact (0, 1, 3–6, 8), max
     deviation 0.0003, test 0.9651."""
-    r = _trained(mnist_root, device)
+    r = book_runs.mnist(device)
     ours = [round(a, 4) for a in r.history.train_acc]
     assert ours[:2] == BOOK_TRAIN_ACC[:2]
     deviations = [abs(a - b) for a, b in zip(r.history.train_acc, BOOK_TRAIN_ACC, strict=True)]
@@ -190,13 +185,14 @@ def test_mnist_golden(mnist_root: Path, device: str, record_property) -> None:
 EPSILONS = [0.0, 0.02, 0.05, 0.1, 0.2]
 
 
-def test_fgsm_lowers_test_accuracy_as_epsilon_grows(mnist_root: Path, device: str, tmp_path: Path) -> None:
+def test_fgsm_lowers_test_accuracy_as_epsilon_grows(mnist_root: Path, book_runs: BookRuns, device: str,
+                                                    tmp_path: Path) -> None:
     """§3's side box on the trained MNIST MLP: one FGSM step (pixels kept in [0, 1], the change
     within ε in L∞) lowers test accuracy monotonically in ε, below half already at ε = 0.05.
     Measured (CPU, the first 2,000 test digits): 0.959, 0.682, 0.154, 0.018, 0.006 for
     ε = 0, 0.02, 0.05, 0.1, 0.2 — a change of 0.05 per pixel, barely visible, breaks the model.
     A saliency map of a few digits is written as a PNG."""
-    model = _trained(mnist_root, device).model.eval()
+    model = book_runs.mnist(device).model.eval()
     images, labels = load_mnist(mnist_root, train=False)
     x, y = images[:2000].to(device) / 255.0, labels[:2000].to(device)
     loss = torch.nn.CrossEntropyLoss()

