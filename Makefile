@@ -1,6 +1,6 @@
 # Two commands for a fresh machine (see README.md):
 #   make chapter   create .venv, install, run the chapter claim by claim
-#   make test      create .venv, install, run every test and each benchmark once
+#   make test      create .venv, install, run every test, the docstring examples and each benchmark once
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -22,7 +22,7 @@ chapter: $(BIN)/torchmech
 test: $(BIN)/torchmech
 	$(BIN)/ruff check .
 	$(BIN)/torchmech data fetch
-	$(BIN)/python -m pytest --runslow
+	$(BIN)/python -m pytest --runslow --doctest-modules torchmech tests benchmarks
 
 bench: $(BIN)/torchmech
 	$(BIN)/torchmech data fetch

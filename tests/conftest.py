@@ -1,14 +1,20 @@
-"""Fixtures shared by the sections that use MNIST (§8, §9) and by the chapter's report."""
+"""Fixtures shared by the sections: the MNIST data root, and the registry's context.
+
+The chapter's expensive runs (XOR models and ensembles, MPG, MNIST 20 epochs, Lightning 10
+epochs) are the process's shared runs (:data:`torchmech.runs.SHARED`): the claims, the
+hand-written tests and ``torchmech chapter`` called in-process all read the same results.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+import torch
 
+from torchmech.claims import Context
 from torchmech.data.mnist import data_root, fetch_mnist
-from torchmech.lit import LightningRun, fit
-from torchmech.projects import MnistResult, mnist_run
+from torchmech.runs import SHARED, Runs
 
 
 @pytest.fixture(scope="session")
@@ -18,33 +24,14 @@ def mnist_root() -> Path:
     return data_root()
 
 
-class BookRuns:
-    """The chapter's two long trainings, each run at most once per session on each device.
-
-    §8's golden and FGSM tests, §9's ten epochs and the chapter report's full rows all read the
-    same runs: the same call with the same seeds gives the same numbers, so training twice
-    would check nothing more (``make chapter`` trains both afresh).
-    """
-
-    def __init__(self, root: Path, logdir: Path) -> None:
-        self.root, self.logdir = root, logdir
-        self._mnist: dict[str, MnistResult] = {}
-        self._lightning: dict[str, LightningRun] = {}
-
-    def mnist(self, device: str) -> MnistResult:
-        """§8: the book's MLP, 20 epochs, seed 1 (``mnist_run``'s defaults)."""
-        if device not in self._mnist:
-            self._mnist[device] = mnist_run(self.root, epochs=20, device=device)
-        return self._mnist[device]
-
-    def lightning(self, accelerator: str) -> LightningRun:
-        """§9: ten epochs on one device, tested with the best checkpoint."""
-        if accelerator not in self._lightning:
-            self._lightning[accelerator] = fit(10, logdir=self.logdir / accelerator, data_path=self.root,
-                                               accelerator=accelerator, devices=1, progress=False)
-        return self._lightning[accelerator]
-
-
 @pytest.fixture(scope="session")
-def book_runs(mnist_root: Path, tmp_path_factory: pytest.TempPathFactory) -> BookRuns:
-    return BookRuns(mnist_root, tmp_path_factory.mktemp("book_runs"))
+def runs(tmp_path_factory: pytest.TempPathFactory) -> Runs:
+    """The shared runs, their files (Lightning's logs) in this session's temporary folder."""
+    SHARED.use_workdir(tmp_path_factory.mktemp("runs"))
+    return SHARED
+
+
+@pytest.fixture
+def spec(device: str, runs: Runs) -> Context:
+    """The registry's context on ``device``: the reference implementation, eager, not quick."""
+    return Context(device=torch.device(device), runs=runs)

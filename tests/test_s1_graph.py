@@ -8,10 +8,18 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.registry import check, claim_cases
 from tests.strategies import NUMPY_DTYPE, arith_dtypes, broadcastable_triples, reals, tensors
 from torchmech.graph import compute_z, dynamic_branch, grad_fn_dag, op_chain, render_dag
 
 pytestmark = pytest.mark.s1
+
+
+@pytest.mark.parametrize("claim", claim_cases("s1"))
+def test_claim(claim, spec) -> None:
+    """Each claim of this section in the registry (torchmech/claims.py) holds: the book's value,
+    or the band, bound or law its rule names with its reason."""
+    check(claim, spec)
 
 i32, i64, f32, f64 = torch.int32, torch.int64, torch.float32, torch.float64
 
@@ -37,20 +45,6 @@ def promote(a: tuple[torch.dtype, bool], b: tuple[torch.dtype, bool]) -> tuple[t
     if CATEGORY[zero] == "floating" and CATEGORY[dim] == "integer":
         return zero, False
     return dim, False
-
-
-@pytest.mark.parametrize(
-    ("rank", "printed"), [(0, "tensor(1)"), (1, "tensor([1])"), (2, "tensor([[1]])")]
-)
-def test_compute_z_prints_the_books_three_results(rank: int, printed: str, device: str) -> None:
-    """Book: compute_z(1, 2, 3) prints tensor(1), tensor([1]), tensor([[1]]) for ranks 0, 1, 2."""
-    a, b, c = (torch.tensor(v, device=device).reshape((1,) * rank) for v in (1, 2, 3))
-    z = compute_z(a, b, c)
-    if device == "cpu":
-        assert repr(z) == printed
-    else:  # the law: same value, dtype and shape wherever it runs
-        assert z.device.type == device
-        assert repr(z.cpu()) == printed
 
 
 @given(shapes=broadcastable_triples, dtypes=st.tuples(arith_dtypes, arith_dtypes, arith_dtypes),
@@ -154,13 +148,18 @@ def test_each_call_builds_a_new_graph() -> None:
 
 def test_compute_z_names_bad_input(device: str) -> None:
     """Bad input gets an error naming the problem: shapes that do not broadcast, a non-tensor,
-    tensors on different devices."""
+    tensors on different devices. The device half runs on every machine: the ``meta`` device
+    (shapes, no storage) always exists, so a meta tensor beside tensors on ``device`` must give
+    the "one device" error naming each input's device; off the CPU, so must a CPU tensor."""
     with pytest.raises(ValueError, match=r"shapes do not broadcast.*a \(2,\), b \(3,\)"):
         compute_z(torch.zeros(2, device=device), torch.zeros(3, device=device), torch.zeros(1, device=device))
     with pytest.raises(TypeError, match="c is str"):
         compute_z(torch.zeros(1, device=device), torch.zeros(1, device=device), "3")
+    here = str(torch.zeros(1, device=device).device)  # "cpu", "cuda:0", "mps:0"
+    with pytest.raises(ValueError, match=rf"one device: a on {here}, b on meta, c on {here}"):
+        compute_z(torch.zeros(1, device=device), torch.zeros(1, device="meta"), torch.zeros(1, device=device))
     if device != "cpu":
-        with pytest.raises(ValueError, match="one device"):
+        with pytest.raises(ValueError, match=rf"one device: a on {here}, b on cpu, c on cpu"):
             compute_z(torch.zeros(1, device=device), torch.zeros(1), torch.zeros(1))
 
 

@@ -13,22 +13,23 @@ from hypothesis.extra import numpy as hnp
 from scipy import stats
 from torch import nn
 
+from tests.registry import check, claim_cases
 from tests.strategies import torch_seeds
-from torchmech.init import MyModule, MyModuleFixed, fans, glorot_bound, glorot_std
+from torchmech.init import ParameterModule, RawTensorModule, fans, glorot_bound, glorot_std
 
 pytestmark = pytest.mark.s2
+
+
+@pytest.mark.parametrize("claim", claim_cases("s2"))
+def test_claim(claim, spec) -> None:
+    """Each claim of this section in the registry (torchmech/claims.py) holds: the book's value,
+    or the band, bound or law its rule names with its reason."""
+    check(claim, spec)
 
 ALPHA = 1e-4  # significance level of every statistical test in this file
 
 
 # --- requires_grad ----------------------------------------------------------------------------
-def test_requires_grad_tensors_print_as_in_the_book() -> None:
-    """Book: tensor(3.14, requires_grad=True) and [1., 2., 3.] print with requires_grad=True."""
-    assert repr(torch.tensor(3.14, requires_grad=True)) == "tensor(3.1400, requires_grad=True)"
-    assert repr(torch.tensor([1.0, 2.0, 3.0], requires_grad=True)) == (
-        "tensor([1., 2., 3.], requires_grad=True)")
-
-
 def test_requires_grad_defaults_to_false_and_requires_grad_sets_it_in_place(device: str) -> None:
     """requires_grad is False by default; requires_grad_() flips it on the same tensor."""
     w = torch.tensor([1.0, 2.0, 3.0], device=device)
@@ -166,20 +167,11 @@ def test_xavier_draws_follow_the_glorot_law(law: str, gain: float | None, shape,
     assert pvar > ALPHA, f"variance differs from gain²·2/(n_in + n_out): p = {pvar:.2e}"
 
 
-def test_xavier_normal_golden_seed_1() -> None:
-    """Book: torch.manual_seed(1); xavier_normal_(empty(2, 3)) prints these values (CPU generator)."""
-    torch.manual_seed(1)
-    w = nn.init.xavier_normal_(torch.empty(2, 3))
-    printed = torch.tensor([[0.4183, 0.1688, 0.0390], [0.3930, -0.2858, -0.1051]])
-    # The book prints 4 decimals: agree to half a unit in the last printed place.
-    torch.testing.assert_close(w, printed, rtol=0, atol=5e-5)
-
-
 # --- MyModule and its trap --------------------------------------------------------------------
 def test_mymodule_tensors_are_not_parameters() -> None:
     """The book's MyModule: torch.empty(..., requires_grad=True) attributes are not registered,
     so parameters() and state_dict() are empty and an optimizer has nothing to train."""
-    m = MyModule()
+    m = RawTensorModule()
     assert m.w1.shape == (2, 3) and m.w2.shape == (1, 2)
     assert m.w1.requires_grad and m.w2.requires_grad
     assert list(m.parameters()) == []
@@ -191,9 +183,9 @@ def test_mymodule_tensors_are_not_parameters() -> None:
 def test_nn_parameter_registers_them() -> None:
     """The fix, nn.Parameter: the same draws (same seed), now parameters and in the state_dict."""
     torch.manual_seed(1)
-    raw = MyModule()
+    raw = RawTensorModule()
     torch.manual_seed(1)
-    fixed = MyModuleFixed()
+    fixed = ParameterModule()
     assert [n for n, _ in fixed.named_parameters()] == ["w1", "w2"]
     assert list(fixed.state_dict()) == ["w1", "w2"]
     torch.testing.assert_close(fixed.w1.detach(), raw.w1.detach())
@@ -201,10 +193,16 @@ def test_nn_parameter_registers_them() -> None:
 
 
 def test_to_moves_parameters_but_not_plain_tensor_attributes(device: str) -> None:
-    """.to(device, float64) converts registered parameters and passes the book's tensors by."""
-    raw, fixed = MyModule().to(device, torch.float64), MyModuleFixed().to(device, torch.float64)
+    """.to(device, float64) converts registered parameters and passes the book's tensors by.
+    The device half runs on every machine: ``.to("meta")`` (a device that always exists) moves
+    both registered parameters to meta and leaves both plain tensor attributes on the CPU."""
+    raw, fixed = RawTensorModule().to(device, torch.float64), ParameterModule().to(device, torch.float64)
     assert raw.w1.dtype == torch.float32 and raw.w1.device.type == "cpu"
     assert fixed.w1.dtype == torch.float64 and fixed.w1.device.type == device
+    raw, fixed = RawTensorModule().to("meta"), ParameterModule().to("meta")
+    assert [t.device.type for t in (raw.w1, raw.w2)] == ["cpu", "cpu"]
+    assert [t.device.type for t in (fixed.w1, fixed.w2)] == ["meta", "meta"]
+    assert all(isinstance(p, nn.Parameter) for p in (fixed.w1, fixed.w2))
 
 
 if __name__ == "__main__":  # count rejections over 1,000 seeds (minutes on 2 cores)

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from tests.registry import check, claim_cases
 from tests.strategies import FLOAT_DTYPES, reals
 from torchmech.autodiff import (
     CHAIN_CASES,
@@ -28,30 +29,19 @@ from torchmech.train import binary_correct, train
 pytestmark = pytest.mark.s3
 
 
+@pytest.mark.parametrize("claim", claim_cases("s3"))
+def test_claim(claim, spec) -> None:
+    """Each claim of this section in the registry (torchmech/claims.py) holds: the book's value,
+    or the band, bound or law its rule names with its reason."""
+    check(claim, spec)
+
+
 def _book_example(device: str, dtype: torch.dtype = torch.float32):
     w = torch.tensor(1.0, requires_grad=True, device=device, dtype=dtype)
     b = torch.tensor(0.5, requires_grad=True, device=device, dtype=dtype)
     x = torch.tensor([1.4], device=device, dtype=dtype)
     y = torch.tensor([2.1], device=device, dtype=dtype)
     return w, b, x, y
-
-
-def test_book_gradients_golden(device: str) -> None:
-    """Book: w=1.0, b=0.5, x=[1.4], y=[2.1] → dL/dw = tensor(-0.5600), dL/db = tensor(-0.4000)."""
-    w, b, x, y = _book_example(device)
-    linear_loss(w, b, x, y).backward()
-    if device == "cpu":
-        assert repr(w.grad) == "tensor(-0.5600)"
-        assert repr(b.grad) == "tensor(-0.4000)"
-    else:  # the law, at float32 precision
-        torch.testing.assert_close(w.grad.cpu(), torch.tensor(-0.56))
-        torch.testing.assert_close(b.grad.cpu(), torch.tensor(-0.40))
-    # The book's check, and the exercise it leaves to the reader (dL/db):
-    dw, db = linear_loss_grad(w, b, x, y)
-    torch.testing.assert_close(dw, w.grad)
-    torch.testing.assert_close(db, b.grad)
-    if device == "cpu":
-        assert repr(2 * x * ((w * x + b) - y)) == "tensor([-0.5600], grad_fn=<MulBackward0>)"
 
 
 @given(dtype=st.sampled_from(FLOAT_DTYPES), w=reals(-3, 3), b=reals(-3, 3),

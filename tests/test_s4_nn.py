@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from torch import nn
 
+from tests.registry import check, claim_cases
 from tests.strategies import FLOAT_DTYPES, reals, shapes, tensors, torch_seeds
 from torchmech.init import fans, glorot_bound
 from torchmech.losses import (
@@ -23,19 +24,18 @@ from torchmech.models import chapter_sequential
 
 pytestmark = pytest.mark.s4
 
-BOOK_REPR = """Sequential(
-  (0): Linear(in_features=4, out_features=16, bias=True)
-  (1): ReLU()
-  (2): Linear(in_features=16, out_features=32, bias=True)
-  (3): ReLU()
-)"""
+
+@pytest.mark.parametrize("claim", claim_cases("s4"))
+def test_claim(claim, spec) -> None:
+    """Each claim of this section in the registry (torchmech/claims.py) holds: the book's value,
+    or the band, bound or law its rule names with its reason."""
+    check(claim, spec)
 
 
-def test_sequential_prints_as_in_the_book(device: str) -> None:
-    """Book: Sequential(Linear(4,16), ReLU(), Linear(16,32), ReLU()) and its printed repr;
-    4 inputs in, 32 features out, each layer feeding the next."""
+def test_sequential_maps_4_features_to_32(device: str) -> None:
+    """The chapter's Sequential (its printed repr is the claim s4.sequential.repr): 4 inputs in,
+    32 features out, each layer feeding the next."""
     model = chapter_sequential().to(device)
-    assert repr(model) == BOOK_REPR
     out = model(torch.randn(5, 4, device=device))
     assert out.shape == (5, 32) and bool((out >= 0).all())  # ends in a ReLU
 
@@ -55,21 +55,33 @@ def test_xavier_uniform_on_the_first_layer(device: str) -> None:
 
 @given(shape=shapes(min_dims=1, max_dims=3), strength=reals(0.0, 1.0), data=st.data())
 def test_l1_penalty_and_its_gradient(shape, strength: float, data, device: str) -> None:
-    """The chapter's L1 penalty λ·Σ|W| (l1_weight * W.abs().sum()) has gradient λ·sign(W)."""
+    """The chapter's L1 penalty λ·Σ|W| equals λ times the vector 1-norm of W flattened
+    (``torch.linalg.vector_norm(W, ord=1)``, an independent oracle) and has gradient λ·sign(W)."""
     w = data.draw(tensors(shape, torch.float64, device, -5, 5)).requires_grad_()
     penalty = l1_penalty(w, strength)
-    torch.testing.assert_close(penalty, strength * w.detach().abs().sum())
+    torch.testing.assert_close(penalty, strength * torch.linalg.vector_norm(w.detach(), ord=1))
     penalty.backward()
     torch.testing.assert_close(w.grad, l1_penalty_grad(w, strength))
 
 
 def test_l1_penalty_of_model_2_as_in_the_book() -> None:
-    """Book: l1_penalty = 0.01 * model[2].weight.abs().sum(); at W = 0 the subgradient is 0."""
+    """Book: l1_penalty = 0.01 * model[2].weight.abs().sum(), i.e. 0.01 times the 1-norm of the
+    flattened (32, 16) weight (oracle: ``torch.linalg.vector_norm(W, ord=1)``); at W = 0 the
+    subgradient is 0."""
     model = chapter_sequential()
-    torch.testing.assert_close(l1_penalty(model[2].weight), 0.01 * model[2].weight.abs().sum())
+    norm = torch.linalg.vector_norm(model[2].weight.detach(), ord=1)
+    torch.testing.assert_close(l1_penalty(model[2].weight).detach(), 0.01 * norm)
     w = torch.zeros(3, requires_grad=True)
     l1_penalty(w).backward()
     assert torch.equal(w.grad, torch.zeros(3))
+
+
+def test_l1_penalty_by_hand() -> None:
+    """One value worked by hand: W = [[1.5, −2], [0, −0.25]] has Σ|W| = 1.5 + 2 + 0 + 0.25 = 3.75,
+    so λ = 0.2 gives 0.75 and the default λ = 0.01 gives 0.0375."""
+    w = torch.tensor([[1.5, -2.0], [0.0, -0.25]], dtype=torch.float64)
+    torch.testing.assert_close(l1_penalty(w, 0.2), torch.tensor(0.75, dtype=torch.float64))
+    torch.testing.assert_close(l1_penalty(w), torch.tensor(0.0375, dtype=torch.float64))
 
 
 def _one_step(opt_class, w0: torch.Tensor, x: torch.Tensor, lr: float, wd: float, in_loss: bool):

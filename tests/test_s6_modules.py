@@ -14,35 +14,34 @@ from hypothesis import strategies as st
 from scipy import stats
 from torch import nn
 
+from tests.registry import check, claim_cases
 from tests.strategies import reals, torch_seeds
-from torchmech.capacity import train_ensemble, xor_run
 from torchmech.data.xor import make_xor
 from torchmech.init import glorot_bound
 from torchmech.layers import NoisyLinear
-from torchmech.models import MyModule, MyNoisyModule, mlp
+from torchmech.models import ModuleListModel, mlp
 from torchmech.plots import decision_regions, xor_figures
+from torchmech.runs import SHARED, xor_run
 
 pytestmark = pytest.mark.s6
 
+
+@pytest.mark.parametrize("claim", claim_cases("s6"))
+def test_claim(claim, spec) -> None:
+    """Each claim of this section in the registry (torchmech/claims.py) holds: the book's value,
+    or the band, bound or law its rule names with its reason."""
+    check(claim, spec)
+
 ALPHA = 1e-4  # significance level of the statistical tests in this file
 
-BOOK_REPR = """MyModule(
-  (module_list): ModuleList(
-    (0): Linear(in_features=2, out_features=4, bias=True)
-    (1): ReLU()
-    (2): Linear(in_features=4, out_features=4, bias=True)
-    (3): ReLU()
-    (4): Linear(in_features=4, out_features=1, bias=True)
-    (5): Sigmoid()
-  )
-)"""
 
 
 # --- MyModule on nn.ModuleList ------------------------------------------------------------------
 def test_mymodule_repr_and_registered_layers() -> None:
-    """MyModule keeps its layers in an nn.ModuleList, so they print and register (37 parameters)."""
-    model = MyModule()
-    assert repr(model) == BOOK_REPR
+    """MyModule keeps its layers in an nn.ModuleList, so they register (37 parameters) and print
+    (the printed repr is the claim s6.modulelist.repr)."""
+    model = ModuleListModel()
+    assert [type(m).__name__ for m in model.module_list] == ["Linear", "ReLU", "Linear", "ReLU", "Linear", "Sigmoid"]
     assert sum(p.numel() for p in model.parameters()) == 37
 
 
@@ -50,7 +49,7 @@ def test_mymodule_repr_and_registered_layers() -> None:
 def test_mymodule_equals_sequential_with_the_same_weights(x, seed: int, device: str) -> None:
     """A ModuleList looped in forward computes what nn.Sequential does: same outputs, same gradients."""
     torch.manual_seed(seed)
-    mine = MyModule().to(device)
+    mine = ModuleListModel().to(device)
     seq = mlp((2, 4, 4, 1)).to(device)
     seq.load_state_dict({k.removeprefix("module_list."): v for k, v in mine.state_dict().items()})
     xt = torch.tensor(x, device=device)
@@ -63,34 +62,39 @@ def test_mymodule_equals_sequential_with_the_same_weights(x, seed: int, device: 
 
 
 def test_predict_gives_0_1_floats_for_numpy_and_tensors(device: str) -> None:
-    """predict(x): class 1 where the output ≥ 0.5, as 0/1 floats; NumPy in (as mlxtend calls it),
-    NumPy out; tensor in, tensor out."""
-    torch.manual_seed(0)
-    model = MyModule().to(device)
-    x = np.random.default_rng(0).uniform(-1, 1, (50, 2)).astype(np.float32)
+    """predict(x): class 1 where the output ≥ 0.5, as 0/1 floats; NumPy in (as mlxtend calls it,
+    float64), float32 NumPy out; tensor in, tensor out on the device.
+
+    Hand-set weights make the model σ(x₀) (units relu(x₀), relu(−x₀) passed through an identity
+    layer, then x₀ = relu(x₀) − relu(−x₀)), so x₀ = 0 gives exactly 0.5 (class 1: the book's
+    ``>= 0.5``), x₀ = ∓2⁻¹⁶ gives σ just below / just above 0.5 (0.5 ∓ 2⁻¹⁸: 128 float32 steps
+    from 0.5, safe from any kernel's last-bit error), and ±3 far from it. Asserted: exactly the
+    0/1 floats written below."""
+    model = ModuleListModel()
+    first, middle, last = (m for m in model.module_list if isinstance(m, nn.Linear))
+    with torch.no_grad():
+        first.weight.copy_(torch.tensor([[1.0, 0.0], [-1.0, 0.0], [0.0, 0.0], [0.0, 0.0]]))
+        middle.weight.copy_(torch.eye(4))
+        last.weight.copy_(torch.tensor([[1.0, -1.0, 0.0, 0.0]]))
+        for layer in (first, middle, last):
+            layer.bias.zero_()
+    model.to(device)
+    tiny = 2.0**-16
+    x = np.array([[0.0, 0.7], [-tiny, 0.3], [tiny, -0.3], [-3.0, 1.0], [3.0, -1.0], [0.0, -0.9]])
+    expected = np.array([1.0, 0.0, 1.0, 0.0, 1.0, 1.0], dtype=np.float32)
+    with torch.no_grad():  # the hand-set outputs are what the docstring says
+        out = model(torch.tensor(x, dtype=torch.float32, device=device))[:, 0].cpu()
+    assert out[0].item() == out[5].item() == 0.5 and out[1].item() < 0.5 < out[2].item()
+
     p_np = model.predict(x)
     assert isinstance(p_np, np.ndarray) and p_np.dtype == np.float32
-    assert set(np.unique(p_np)) <= {0.0, 1.0}
-    p_t = model.predict(torch.tensor(x, device=device))
+    np.testing.assert_array_equal(p_np, expected)
+    p_t = model.predict(torch.tensor(x, dtype=torch.float32, device=device))
     assert isinstance(p_t, torch.Tensor) and p_t.device.type == device
-    with torch.no_grad():
-        expected = (model(torch.tensor(x, device=device))[:, 0] >= 0.5).float()
-    torch.testing.assert_close(p_t, expected)
-    np.testing.assert_array_equal(p_np, expected.cpu().numpy())
+    torch.testing.assert_close(p_t, torch.tensor(expected, device=device), rtol=0, atol=0)
 
 
 # --- NoisyLinear -----------------------------------------------------------------------------------
-def test_noisy_linear_golden() -> None:
-    """Book: torch.manual_seed(1); NoisyLinear(4, 2); zeros(1, 4) → training=True prints
-    [[0.1154, -0.0598]], again [[0.0432, -0.0375]], training=False [[0., 0.]]."""
-    torch.manual_seed(1)
-    layer = NoisyLinear(4, 2)
-    x = torch.zeros(1, 4)
-    assert repr(layer(x, training=True)) == "tensor([[ 0.1154, -0.0598]], grad_fn=<AddBackward0>)"
-    assert repr(layer(x, training=True)) == "tensor([[ 0.0432, -0.0375]], grad_fn=<AddBackward0>)"
-    assert repr(layer(x, training=False)) == "tensor([[0., 0.]], grad_fn=<AddBackward0>)"
-
-
 def test_noisy_linear_parameters_repr_and_reset() -> None:
     """w is (input_size × output_size), Xavier-uniform; b zeros; extra_repr names the sizes and σ."""
     layer = NoisyLinear(3, 5, 0.2)
@@ -154,22 +158,29 @@ def test_noise_law_mean_zero_and_variance_sigma2_w_squared(device: str) -> None:
 
 @given(seed=torch_seeds)
 def test_training_gradients_are_those_of_the_noisy_input(seed: int, device: str) -> None:
-    """In training the gradient is that of (x + ε)·w + b with ε held fixed (the RNG replayed)."""
+    """In training the layer is y = (x + ε)·w + b with ε a constant: for L = Σ y², g = ∂L/∂y = 2y,
+    the gradients are the closed forms ∂w = (x + ε)ᵀg, ∂b = Σ_rows g, ∂x = g·wᵀ (ε gets none).
+    ε is replayed from the saved RNG state with the book's ``torch.normal(0, σ, shape)`` (in x's
+    dtype and device), not by asking the layer; y itself must equal (x + ε)·w + b."""
     torch.manual_seed(seed)
     layer = NoisyLinear(4, 2, 0.5).to(device, torch.float64)
+    with torch.no_grad():
+        layer.b.normal_()  # a nonzero bias, so that ∂b and y test it
     x = torch.randn(3, 4, dtype=torch.float64, device=device, requires_grad=True)
     state = torch.random.get_rng_state(), (torch.cuda.get_rng_state() if device == "cuda" else None)
-    (layer(x, training=True) ** 2).sum().backward()
-    got = [t.grad.clone() for t in (layer.w, layer.b, x)]
-    for t in (layer.w, layer.b, x):
-        t.grad = None
+    y = layer(x, training=True)
+    (y**2).sum().backward()
     torch.random.set_rng_state(state[0])
     if state[1] is not None:
         torch.cuda.set_rng_state(state[1])
-    eps = layer.noise(x)
-    (((x + eps) @ layer.w + layer.b) ** 2).sum().backward()
-    for a, b in zip(got, (layer.w.grad, layer.b.grad, x.grad), strict=True):
-        torch.testing.assert_close(a, b)
+    eps = torch.normal(0.0, 0.5, (3, 4), dtype=torch.float64, device=device)
+    xe, w, b = x.detach() + eps, layer.w.detach(), layer.b.detach()
+    y_oracle = xe @ w + b
+    torch.testing.assert_close(y.detach(), y_oracle)
+    g = 2 * y_oracle
+    torch.testing.assert_close(layer.w.grad, xe.T @ g)
+    torch.testing.assert_close(layer.b.grad, g.sum(dim=0))
+    torch.testing.assert_close(x.grad, g @ w.T)
 
 
 def test_zero_noise_is_nn_linear_with_the_transposed_weight(device: str) -> None:
@@ -185,11 +196,20 @@ def test_zero_noise_is_nn_linear_with_the_transposed_weight(device: str) -> None
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_noise_is_drawn_on_the_inputs_device_and_dtype(dtype: torch.dtype, device: str) -> None:
-    """The noise follows x: float64 on CUDA works (the book's torch.normal drew float32 on the CPU)."""
+    """The noise follows x: float64 on CUDA works (the book's torch.normal drew float32 on the CPU).
+    The device half runs on every machine: for an input on the ``meta`` device (shapes, no
+    storage), the noise and the training output are meta tensors of x's dtype, not CPU ones."""
     layer = NoisyLinear(2, 2).to(device, dtype)
     x = torch.zeros(3, 2, device=device, dtype=dtype)
     assert layer.noise(x).dtype == dtype and layer.noise(x).device.type == device
-    assert layer(x, training=True).dtype == dtype
+    out = layer(x, training=True)
+    assert out.dtype == dtype and out.device.type == device
+    meta_layer = NoisyLinear(2, 2).to("meta", dtype)
+    x_meta = torch.zeros(3, 2, device="meta", dtype=dtype)
+    eps = meta_layer.noise(x_meta)
+    assert eps.is_meta and eps.dtype == dtype and eps.shape == (3, 2)
+    out = meta_layer(x_meta, training=True)
+    assert out.is_meta and out.dtype == dtype and out.shape == (3, 2)
 
 
 def test_noisy_linear_names_bad_input() -> None:
@@ -204,20 +224,13 @@ def test_noisy_linear_names_bad_input() -> None:
 
 
 # --- MyNoisyModule ---------------------------------------------------------------------------
-def test_my_noisy_module_golden() -> None:
-    """Book: MyNoisyModule (NoisyLinear(2, 4, 0.07) → … → Sigmoid), reseeded with 1 before it is
-    built and before the loop, noise on in training and off in validation → 1.00 / 0.96."""
-    _, h = xor_run("noisy")
-    assert (round(h.train_acc[-1], 2), round(h.valid_acc[-1], 2)) == (1.00, 0.96)
-
-
 def test_my_noisy_module_converges_over_seeds(device: str) -> None:
     """Over 256 seeds MyNoisyModule (same 37 parameters as the 2×4 MLP) mostly solves XOR.
 
     Measured on the CPU, seeds 1000–1255: median validation accuracy 0.95, > 0.9 for 73 %,
     > 0.8 for 80 % (the plain 2×4 MLP on the same seeds: 50 % above 0.9). The noise did not
     hurt; thresholds sit ≥ 4 standard errors below the measures."""
-    result = train_ensemble(MyNoisyModule, make_xor(), range(1000, 1256), device=device)
+    result = SHARED.get("ensemble", arch="noisy", device=device)  # seeds 1000–1255, shared with the claims
     assert result.n_params == 37
     assert result.valid_acc.median().item() >= 0.9
     assert result.success_rate(0.9) >= 0.55

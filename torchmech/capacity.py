@@ -17,13 +17,12 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 from torch.nn import functional as F
-from torch.utils.data import DataLoader, TensorDataset
 
-from torchmech.data.xor import XorData, make_xor
+from torchmech.data.xor import XorData
 from torchmech.devices import resolve_device
 from torchmech.layers import NoisyLinear
-from torchmech.models import MyModule, MyNoisyModule, logistic_regression, mlp
-from torchmech.train import History, binary_correct, train
+from torchmech.models import n_parameters
+from torchmech.train import binary_decision
 
 Layers = list[tuple[torch.Tensor, torch.Tensor]]  # (weight (in, out), bias (out,)) per layer
 
@@ -54,10 +53,6 @@ def chain_layers(model: nn.Module) -> tuple[Layers, float]:
     if not layers or kinds != expected:
         raise ValueError(f"expected a chain Linear, ReLU, …, Linear, Sigmoid; got {kinds}")
     return layers, noise
-
-
-def n_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
 
 
 @dataclass(frozen=True)
@@ -102,7 +97,7 @@ def _forward(layers: Sequence[tuple[torch.Tensor, torch.Tensor]], x: torch.Tenso
 def _accuracy(layers: Layers, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     with torch.no_grad():
         pred = _forward(layers, x.expand(layers[0][0].shape[0], -1, -1))
-    return ((pred >= 0.5).to(y.dtype) == y).float().mean(dim=1).cpu()
+    return (binary_decision(pred).to(y.dtype) == y).float().mean(dim=1).cpu()
 
 
 def train_ensemble(
@@ -180,44 +175,3 @@ def train_ensemble(
         grad_norms=(grad_sum / steps).cpu(),
         weights=[(w.cpu(), b.cpu()) for w, b in trained],
     )
-
-
-# --- the book's single runs --------------------------------------------------------------------
-#: The chapter's XOR models: name → (builder, SGD learning rate as in the book).
-XOR_MODELS: dict[str, tuple[Callable[[], nn.Module], float]] = {
-    "logistic": (logistic_regression, 0.001),
-    "mlp": (lambda: mlp((2, 4, 4, 1)), 0.015),
-    "modulelist": (MyModule, 0.015),
-    "noisy": (MyNoisyModule, 0.015),
-}
-
-
-def xor_run(
-    model: str = "logistic",
-    *,
-    epochs: int = 200,
-    seed: int = 1,
-    device: str | torch.device | None = "cpu",
-    data: XorData | None = None,
-    on_epoch_end: Callable[[int, History], None] | None = None,
-) -> tuple[nn.Module, History]:
-    """One of the chapter's XOR trainings, as the printed code runs it.
-
-    ``torch.manual_seed(seed)`` before building the model and again before the loop (the
-    book's logistic and noisy runs do exactly this; its MLP and ModuleList runs were not
-    reseeded, so their printed numbers depend on the cells that ran before them); batch 2,
-    ``DataLoader(shuffle=True)``, BCE, SGD at the book's learning rate; validation on the
-    whole validation half as one batch.
-    """
-    if model not in XOR_MODELS:
-        raise ValueError(f"unknown XOR model {model!r}: choose from {', '.join(XOR_MODELS)}")
-    build, lr = XOR_MODELS[model]
-    data = data or make_xor()
-    loader = DataLoader(TensorDataset(data.x_train, data.y_train), batch_size=2, shuffle=True)
-    torch.manual_seed(seed)
-    net = build()
-    optimizer = torch.optim.SGD(net.parameters(), lr=lr)
-    torch.manual_seed(seed)
-    history = train(net, nn.BCELoss(), optimizer, loader, epochs, [(data.x_valid, data.y_valid)],
-                    correct=binary_correct, device=device, on_epoch_end=on_epoch_end)
-    return net, history

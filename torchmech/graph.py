@@ -50,6 +50,12 @@ def compute_z(a: torch.Tensor | Number, b: torch.Tensor | Number, c: torch.Tenso
         >>> compute_z(torch.tensor(1), torch.tensor(2), torch.tensor(3))
         tensor(1)
 
+    Numbers and shapes broadcast (here a row, a number and a column):
+
+        >>> compute_z(torch.tensor([1.0, 2.0]), 2, torch.tensor([[0.0], [10.0]]))
+        tensor([[-2.,  0.],
+                [ 8., 10.]])
+
     Raises:
         TypeError: an input is neither a tensor nor a number.
         ValueError: the shapes do not broadcast, or the tensors sit on different devices.

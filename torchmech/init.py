@@ -1,4 +1,5 @@
-r"""§2 Tensors that hold parameters: Glorot (Xavier) initialisation and the chapter's MyModule.
+r"""§2 Tensors that hold parameters: Glorot (Xavier) initialisation and the chapter's ``MyModule``
+(:class:`RawTensorModule` as printed, :class:`ParameterModule` repaired).
 
 Glorot & Bengio (2010) keep the variance of activations and gradients roughly equal
 across layers by drawing a weight of fan-in :math:`n_{in}` and fan-out :math:`n_{out}` from
@@ -28,6 +29,11 @@ def fans(shape: Sequence[int] | torch.Size) -> tuple[int, int]:
     (1 for a Linear layer). So ``Linear(3, 5).weight`` (5×3) has fans (3, 5) and a
     ``Conv2d(3, 8, 5)`` weight (8×3×5×5) has fans (75, 200).
 
+    Example::
+
+        >>> fans(nn.Linear(3, 5).weight.shape), fans((8, 3, 5, 5))
+        ((3, 5), (75, 200))
+
     Raises:
         ValueError: fewer than 2 dimensions, or a dimension that is not a non-negative int.
     """
@@ -53,7 +59,19 @@ def _check(fan_in: int, fan_out: int, gain: float) -> None:
 
 
 def glorot_bound(fan_in: int, fan_out: int, gain: float = 1.0) -> float:
-    """Half-width ``a = gain * sqrt(6 / (fan_in + fan_out))`` of Glorot's uniform law."""
+    """Half-width ``a = gain * sqrt(6 / (fan_in + fan_out))`` of Glorot's uniform law.
+
+    ``nn.init.xavier_uniform_`` draws from ``U(-a, a)`` with this ``a``: for a (2, 4) weight,
+    fans (4, 2) and ``a = 1``.
+
+    Example::
+
+        >>> glorot_bound(4, 2)
+        1.0
+        >>> w = nn.init.xavier_uniform_(torch.empty(2, 4))
+        >>> bool(w.abs().max() <= glorot_bound(*fans(w.shape)))
+        True
+    """
     _check(fan_in, fan_out, gain)
     return gain * math.sqrt(6.0 / (fan_in + fan_out))
 
@@ -64,12 +82,18 @@ def glorot_std(fan_in: int, fan_out: int, gain: float = 1.0) -> float:
     return gain * math.sqrt(2.0 / (fan_in + fan_out))
 
 
-class MyModule(nn.Module):
-    """The chapter's ``MyModule`` exactly as printed: two Xavier-normal tensors ``w1`` (2×3), ``w2`` (1×2).
+class RawTensorModule(nn.Module):
+    """The book's §2 ``MyModule`` exactly as printed: two Xavier-normal tensors ``w1`` (2×3), ``w2`` (1×2).
 
     **The trap.** ``torch.empty(..., requires_grad=True)`` makes plain tensor attributes,
     not registered parameters: ``parameters()`` is empty, so no optimizer sees them, and
-    ``state_dict()`` and ``.to()`` pass them by. :class:`MyModuleFixed` is the repair.
+    ``state_dict()`` and ``.to()`` pass them by. :class:`ParameterModule` is the repair.
+
+    Example::
+
+        >>> m = RawTensorModule()
+        >>> list(m.parameters()), m.w1.requires_grad
+        ([], True)
     """
 
     def __init__(self) -> None:
@@ -80,12 +104,13 @@ class MyModule(nn.Module):
         nn.init.xavier_normal_(self.w2)
 
 
-class MyModuleFixed(nn.Module):
-    """:class:`MyModule` with ``nn.Parameter``: the same draws, now registered as parameters.
+class ParameterModule(nn.Module):
+    """The book's §2 ``MyModule`` repaired with ``nn.Parameter``: the same draws as
+    :class:`RawTensorModule`, now registered as parameters.
 
     Example::
 
-        >>> [name for name, _ in MyModuleFixed().named_parameters()]
+        >>> [name for name, _ in ParameterModule().named_parameters()]
         ['w1', 'w2']
     """
 

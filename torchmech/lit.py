@@ -31,10 +31,10 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 from torch import nn
-from torch.utils.data import DataLoader, TensorDataset, random_split
+from torch.utils.data import DataLoader
 from torchmetrics import Accuracy
 
-from torchmech.data.mnist import fetch_mnist, load_mnist
+from torchmech.data.mnist import fetch_mnist, mnist_split
 from torchmech.models import mlp
 
 
@@ -95,8 +95,8 @@ class MultiLayerPerceptron(pl.LightningModule):
 class MnistDataModule(pl.LightningDataModule):
     """§9's LightningDataModule: MNIST's 55,000/5,000 train/validation split
     (``random_split`` with ``torch.Generator().manual_seed(1)``, as the book) and the test set,
-    as float tensors in [0, 1] (``ToTensor``'s scaling) in memory; batches of 64, in order
-    (the book's loaders do not shuffle).
+    as float tensors in [0, 1] (``ToTensor``'s scaling) in memory
+    (:func:`~torchmech.data.mnist.mnist_split`); batches of 64, in order (the book's loaders do not shuffle).
 
     Args:
         data_path: data root (``None``: ``$TORCHMECH_DATA`` or ``~/.cache/torchmech``).
@@ -112,12 +112,7 @@ class MnistDataModule(pl.LightningDataModule):
         fetch_mnist(self.data_path)
 
     def setup(self, stage: str | None = None) -> None:
-        def tensors(train: bool) -> TensorDataset:
-            images, labels = load_mnist(self.data_path, train=train)
-            return TensorDataset(images.unsqueeze(1).float().div(255), labels)
-
-        self.train, self.val = random_split(tensors(True), [55_000, 5_000], generator=torch.Generator().manual_seed(1))
-        self.test = tensors(False)
+        self.train, self.val, self.test = mnist_split(self.data_path)
 
     def _loader(self, dataset: Any) -> DataLoader:
         return DataLoader(dataset, batch_size=self.batch_size, num_workers=self.num_workers,
@@ -211,6 +206,8 @@ def fit(
     )
     trainer.fit(model, datamodule=datamodule, ckpt_path=str(resume) if resume is not None else None)
     best, last = Path(checkpoint.best_model_path), Path(checkpoint.last_model_path)  # before test() restores
+    if not checkpoint.last_model_path:  # ddp_spawn sends back the best path only; last.ckpt sits beside it
+        last = Path(logger.log_dir) / "checkpoints" / "last.ckpt"
     test_acc = None
     if test:
         tester = trainer if trainer.world_size == 1 else pl.Trainer(
@@ -219,82 +216,3 @@ def fit(
         (result,) = tester.test(model, datamodule=datamodule, ckpt_path=str(best), verbose=False)
         test_acc = float(result["test_acc"])
     return LightningRun(trainer, model, Path(logger.log_dir), best, last, test_acc)
-
-
-
-@dataclass
-class IgniteRun:
-    """What :func:`ignite_fit` left: validation accuracy and loss per epoch, the log folder and
-    the best checkpoint."""
-
-    valid_acc: list[float]
-    valid_loss: list[float]
-    log_dir: Path
-    best_checkpoint: Path
-
-
-def ignite_fit(
-    epochs: int = 5,
-    *,
-    logdir: str | Path = "ignite_logs",
-    data_path: str | Path | None = None,
-    device: str | torch.device = "cpu",
-    seed: int = 1,
-    max_batches: int | None = None,
-    loss_fn: nn.Module | None = None,
-) -> IgniteRun:
-    """The chapter's pointer to PyTorch-Ignite, made to run: the same MLP (logits, no Softmax —
-    the bonus notebook's stray Softmax applied softmax twice) with ``create_supervised_trainer``
-    and ``create_supervised_evaluator``, Accuracy and Loss metrics, the best checkpoint by
-    validation accuracy, and TensorBoard logs in ``logdir``.
-
-    ``pytorch-ignite`` is an optional extra (``pip install torchmech[ignite]``), imported here.
-
-    Args:
-        max_batches: train on only this many batches per epoch (short runs in tests).
-        loss_fn: the loss (default ``nn.CrossEntropyLoss()``), e.g. a spy in a test.
-    """
-    from ignite.engine import Events, create_supervised_evaluator, create_supervised_trainer
-    from ignite.handlers import ModelCheckpoint as IgniteCheckpoint
-    from ignite.handlers import global_step_from_engine
-    from ignite.handlers.tensorboard_logger import TensorboardLogger
-    from ignite.metrics import Accuracy as IgniteAccuracy
-    from ignite.metrics import Loss
-
-    from torchmech.models import mnist_mlp
-
-    torch.manual_seed(seed)
-    datamodule = MnistDataModule(data_path)
-    datamodule.prepare_data()
-    datamodule.setup()
-    train_loader = DataLoader(datamodule.train, batch_size=64, shuffle=True)
-    valid_loader = datamodule.val_dataloader()
-    model = mnist_mlp().to(device)
-    loss_fn = nn.CrossEntropyLoss() if loss_fn is None else loss_fn
-    trainer = create_supervised_trainer(model, torch.optim.Adam(model.parameters(), lr=0.001), loss_fn, device)
-    evaluator = create_supervised_evaluator(
-        model, metrics={"accuracy": IgniteAccuracy(), "loss": Loss(nn.CrossEntropyLoss())}, device=device)
-    history = IgniteRun([], [], Path(logdir), Path())
-
-    if max_batches is not None:
-        trainer.add_event_handler(Events.ITERATION_COMPLETED(once=max_batches), lambda e: e.terminate_epoch())
-
-    @trainer.on(Events.EPOCH_COMPLETED)
-    def validate(engine) -> None:
-        evaluator.run(valid_loader)
-        history.valid_acc.append(float(evaluator.state.metrics["accuracy"]))
-        history.valid_loss.append(float(evaluator.state.metrics["loss"]))
-
-    checkpoint = IgniteCheckpoint(Path(logdir) / "checkpoints", filename_prefix="best", n_saved=1,
-                                  score_function=lambda e: e.state.metrics["accuracy"], score_name="valid_acc",
-                                  global_step_transform=global_step_from_engine(trainer), require_empty=False)
-    evaluator.add_event_handler(Events.COMPLETED, checkpoint, {"model": model})
-    tb = TensorboardLogger(log_dir=str(logdir))
-    tb.attach_output_handler(trainer, event_name=Events.ITERATION_COMPLETED(every=100), tag="training",
-                             output_transform=lambda loss: {"loss": loss})
-    tb.attach_output_handler(evaluator, event_name=Events.EPOCH_COMPLETED, tag="validation",
-                             metric_names=["accuracy", "loss"], global_step_transform=global_step_from_engine(trainer))
-    trainer.run(train_loader, max_epochs=epochs)
-    tb.close()
-    history.best_checkpoint = Path(checkpoint.last_checkpoint) if checkpoint.last_checkpoint else Path()
-    return history

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from torchmech.layers import NoisyLinear
+from torchmech.train import binary_decision
 
 
 def chapter_sequential() -> nn.Sequential:
@@ -65,8 +66,19 @@ def logistic_regression(in_features: int = 2) -> nn.Sequential:
     return mlp((in_features, 1))
 
 
+def n_parameters(model: nn.Module) -> int:
+    """Number of scalar parameters of ``model``: the sum of ``numel()`` over ``model.parameters()``.
+
+    Example::
+
+        >>> n_parameters(nn.Linear(2, 4)), n_parameters(mlp((2, 4, 4, 1)))
+        (12, 37)
+    """
+    return sum(p.numel() for p in model.parameters())
+
+
 def predict_classes(model: nn.Module, x: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
-    """A one-output probability model's class, 0/1 floats at threshold 0.5.
+    """A one-output probability model's class, 0/1 floats at threshold 0.5 (:func:`~torchmech.train.binary_decision`).
 
     NumPy in, NumPy out (as mlxtend calls ``predict``); tensor in, tensor out on the model's device.
     """
@@ -74,12 +86,12 @@ def predict_classes(model: nn.Module, x: np.ndarray | torch.Tensor) -> np.ndarra
     as_numpy = not isinstance(x, torch.Tensor)
     xt = torch.as_tensor(np.asarray(x) if as_numpy else x, dtype=torch.float32, device=device)
     with torch.no_grad():
-        pred = (model(xt)[:, 0] >= 0.5).float()
+        pred = binary_decision(model(xt)[:, 0]).float()
     return pred.cpu().numpy() if as_numpy else pred
 
 
-class MyModule(nn.Module):
-    """§6's ``nn.Module`` subclass: the XOR MLP kept in an ``nn.ModuleList`` and run by a loop.
+class ModuleListModel(nn.Module):
+    """The book's §6 ``MyModule``: the XOR MLP kept in an ``nn.ModuleList`` and run by a loop.
 
     ``Linear(2, 4) → ReLU → Linear(4, 4) → ReLU → Linear(4, 1) → Sigmoid``, registered as
     ``module_list``; with the same weights it computes exactly what ``mlp((2, 4, 4, 1))`` does.

@@ -15,7 +15,7 @@ from torch import nn
 
 from torchmech.data.xor import XorData
 from torchmech.models import predict_classes
-from torchmech.train import History
+from torchmech.train import History, binary_decision
 
 
 def _save(fig: Figure, path: Path) -> Path:
@@ -80,7 +80,7 @@ def decision_regions(model: nn.Module, data: XorData, path: Path) -> Path:
         g1, g2 = np.meshgrid(np.linspace(-1.1, 1.1, 200), np.linspace(-1.1, 1.1, 200))
         grid = torch.tensor(np.c_[g1.ravel(), g2.ravel()], dtype=torch.float32)
         with torch.no_grad():
-            z = (model(grid)[:, 0] >= 0.5).float().numpy().reshape(g1.shape)
+            z = binary_decision(model(grid)[:, 0]).float().numpy().reshape(g1.shape)
         ax.contourf(g1, g2, z, alpha=0.3, levels=[-0.5, 0.5, 1.5])
         ax.plot(x[y == 0, 0], x[y == 0, 1], "s", alpha=0.8)
         ax.plot(x[y == 1, 0], x[y == 1, 1], "^", alpha=0.8)

@@ -23,9 +23,27 @@ Correct = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
 
 
+#: The decision threshold of the chapter's one-output probability models (§5–§6): class 1 where p ≥ 0.5.
+THRESHOLD = 0.5
+
+
+def binary_decision(prob: torch.Tensor) -> torch.Tensor:
+    """Class 1 (``True``) where a probability is at least :data:`THRESHOLD`, else class 0 (``False``).
+
+    The one threshold of the package: accuracy in training, ``predict``, the ensembles and the
+    figures all decide through it, as the book's ``pred >= 0.5``.
+
+    Example::
+
+        >>> binary_decision(torch.tensor([0.2, 0.5, 0.9]))
+        tensor([False,  True,  True])
+    """
+    return prob >= THRESHOLD
+
+
 def binary_correct(pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Number of right answers of a probability output thresholded at 0.5 (XOR, §5)."""
-    return ((pred >= 0.5).to(y.dtype) == y).sum()
+    return (binary_decision(pred).to(y.dtype) == y).sum()
 
 
 def multiclass_correct(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

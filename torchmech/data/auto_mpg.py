@@ -12,7 +12,7 @@ exactly ``auto-mpg.data``, in its order. Origin is mapped back to UCI's codes (1
 2 Europe, 3 Japan) and the year to its two digits. One repair: ``cars.json`` has no 1981 —
 it labels UCI's 29 cars of model year 81 as 1982 — so, the rows being in year order, the
 first 29 rows it labels 1982 are written as year 81 (without it the train mean of Model
-Year comes out 76.009585 instead of the book's 75.929712). The tests check the result
+Year misses the book's printed value: the claim ``s7.data.year81_repair`` measures both). The tests check the result
 against mlxtend's independent copy of the 392 complete rows and the book's printed numbers.
 """
 
@@ -102,7 +102,13 @@ class MpgData:
 
 def bucketize_year(years: torch.Tensor) -> torch.Tensor:
     """Model Year → bucket 0..3 with ``torch.bucketize(year, [73, 76, 79], right=True)``:
-    ≤ 72 → 0, 73–75 → 1, 76–78 → 2, ≥ 79 → 3."""
+    ≤ 72 → 0, 73–75 → 1, 76–78 → 2, ≥ 79 → 3 (``right=True``: a boundary year opens its bucket).
+
+    Example::
+
+        >>> bucketize_year(torch.tensor([72, 73, 75, 76, 78, 79]))
+        tensor([0, 1, 1, 2, 2, 3])
+    """
     return torch.bucketize(years, torch.tensor(YEAR_BOUNDARIES, dtype=years.dtype, device=years.device), right=True)
 
 

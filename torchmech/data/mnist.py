@@ -25,9 +25,10 @@ import tempfile
 import urllib.request
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import torch
+from torch.utils.data import TensorDataset, random_split
 
 #: MD5 of the four uncompressed IDX files (CHAPTER.md §8).
 MNIST_MD5: dict[str, str] = {
@@ -222,3 +223,56 @@ def load_mnist(root: str | Path | None = None, train: bool = True) -> tuple[torc
         raise MnistDataError(f"MNIST file(s) {', '.join(bad)} missing or corrupt in {raw_dir(root)}: {FETCH_HINT}")
     ds = MNIST(str(data_root(root)), train=train, download=False)
     return ds.data, ds.targets
+
+
+def to_float_images(images: torch.Tensor) -> torch.Tensor:
+    """uint8 images ``(N, H, W)`` as ``(N, 1, H, W)`` floats in [0, 1], exactly as ``ToTensor`` makes them.
+
+    ``torchvision.transforms.ToTensor`` turns one grayscale image into ``(1, H, W)`` by
+    ``.to(torch.get_default_dtype()).div(255)``; this is the same operation on the whole batch,
+    so every value equals the book's pipeline bit for bit (and the book's ``test.data / 255.``
+    on ``(N, 28, 28)`` once ``Flatten`` has flattened either shape).
+
+    Example::
+
+        >>> to_float_images(torch.tensor([[[0, 51], [128, 255]]], dtype=torch.uint8))
+        tensor([[[[0.0000, 0.2000],
+                  [0.5020, 1.0000]]]])
+
+    Raises:
+        ValueError: ``images`` is not a uint8 tensor of 3 dimensions.
+    """
+    if images.dtype != torch.uint8 or images.dim() != 3:
+        raise ValueError(f"expected uint8 images of shape (N, H, W), got {images.dtype} of shape {tuple(images.shape)}")
+    return images.unsqueeze(1).to(torch.get_default_dtype()).div(255)
+
+
+class MnistSplit(NamedTuple):
+    """The three data sets of §9, images as :func:`to_float_images` makes them and labels (N,) int64."""
+
+    train: TensorDataset
+    valid: TensorDataset
+    test: TensorDataset
+
+
+def mnist_split(root: str | Path | None = None) -> MnistSplit:
+    """The book's §9 data: the 60,000 training images split 55,000/5,000 by
+    ``random_split(..., generator=torch.Generator().manual_seed(1))``, and the 10,000 test images.
+
+    The split's samples come in the order of the book's ``Subset`` s (the permutation depends on
+    the generator and the lengths only), held in memory as ``TensorDataset`` s.
+
+    Raises:
+        MnistDataError: the files are missing or corrupt (names them, says how to fetch).
+    """
+    images, labels = load_mnist(root, train=True)
+    train_part, valid_part = random_split(range(len(images)), [55_000, 5_000],
+                                          generator=torch.Generator().manual_seed(1))
+
+    def subset(indices: Sequence[int]) -> TensorDataset:
+        index = torch.as_tensor(indices, dtype=torch.int64)
+        return TensorDataset(to_float_images(images[index]), labels[index])
+
+    test_images, test_labels = load_mnist(root, train=False)
+    return MnistSplit(subset(train_part.indices), subset(valid_part.indices),
+                      TensorDataset(to_float_images(test_images), test_labels))

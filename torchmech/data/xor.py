@@ -25,8 +25,8 @@ def make_xor(n: int = 200, seed: int = 1) -> XorData:
     """The book's XOR draw, exactly: ``np.random.seed(seed)``, ``uniform(-1, 1, (n, 2))``.
 
     Labels are 1 unless ``x0 * x1 < 0``; the first ``n/2`` rows train, the rest validate.
-    With the defaults the first row is (−0.16595599, 0.44064899) and each half holds 53
-    points of class 1.
+    With the defaults the first row and the class counts are the book's printed ones (the claims
+    ``s5.data.*``).
 
     Raises:
         ValueError: ``n`` is not a positive even integer (the split takes half).

@@ -1,0 +1,179 @@
+"""The claim registry itself (torchmech/claims.py): its rules, its one copy of the book's numbers,
+and the promise that every claim is both a pytest case and a row of `torchmech chapter`."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.registry import check
+from torchmech import SECTIONS
+from torchmech import claims as registry
+from torchmech.claims import (
+    CLAIMS,
+    AtLeast,
+    Band,
+    Context,
+    Erratum,
+    Exact,
+    Implementation,
+    Law,
+    OffCpu,
+    claim,
+    claims,
+)
+from torchmech.report import run_chapter
+
+pytestmark = pytest.mark.chapter
+
+ROOT = Path(__file__).resolve().parents[1]
+CPU, CUDA = Context(), Context(device=torch.device("cuda"))  # a name only: no CUDA kernel runs here
+
+
+# --- the registry's shape ---------------------------------------------------------------------
+def test_ids_are_unique_sectioned_and_in_chapter_order() -> None:
+    """Every id is `sN.topic.name`, unique, and the registry runs through the sections in order."""
+    ids = [c.id for c in CLAIMS]
+    assert len(ids) == len(set(ids))
+    assert all(re.fullmatch(r"s[1-9](\.[a-z0-9_]+)+", i, flags=re.IGNORECASE) for i in ids), ids
+    order = [c.section for c in CLAIMS]
+    assert order == sorted(order, key=list(SECTIONS).index)
+    assert {c.section for c in CLAIMS} == {s for s in SECTIONS if s != "chapter"}
+    assert all(c.statement and c.book for c in CLAIMS)
+
+
+def test_every_claim_is_a_pytest_case_and_a_report_row(tmp_path: Path) -> None:
+    """Both views read the registry: collecting the suite finds one `test_claim` case per claim (on the
+    CPU), and `run_chapter` (here §1 and §4) gives one row per claim."""
+    done = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "--runslow",
+                           "-p", "no:cacheprovider", "-k", "test_claim and cpu", str(ROOT / "tests")],
+                          capture_output=True, text=True, cwd=ROOT, timeout=300, check=False)
+    cases = re.findall(r"::test_claim\[cpu-(.+)\]", done.stdout)
+    assert sorted(cases) == sorted(c.id for c in CLAIMS), done.stdout[-2000:] + done.stderr[-2000:]
+    report = run_chapter(sections=["s1", "s4"])
+    assert [r.id for r in report.results] == [c.id for c in claims("s1") + claims("s4")]
+
+
+def test_the_books_numbers_live_only_in_the_registry() -> None:
+    """Each printed number with 3 or more decimals (MNIST's accuracies, MPG's losses, …) appears in
+    torchmech/claims.py and in no other file of the package or of tests/."""
+    numbers = {n for c in CLAIMS for n in re.findall(r"-?\d+\.\d{3,}", c.book)}
+    assert len(numbers) >= 40
+    others = [p for p in [*(ROOT / "torchmech").rglob("*.py"), *(ROOT / "tests").rglob("*.py")]
+              if p.name != "claims.py"]
+    found = {(str(p.relative_to(ROOT)), n) for p in others for n in numbers
+             if re.search(rf"(?<![\d.]){re.escape(n)}(?!\d)", p.read_text())}
+    assert not found, sorted(found)
+
+
+def test_a_changed_book_value_fails_both_views() -> None:
+    """Plant a wrong book value: the chapter report exits 1 naming the claim, and the claim's pytest
+    case fails with the sentence, the book's value, ours and the rule."""
+    target = claim("s3.autograd.dL_dw")
+    wrong = dataclasses.replace(target, book=target.book.replace("0)", "1)"))  # the last printed digit
+    i = CLAIMS.index(target)
+    CLAIMS[i] = wrong
+    try:
+        report = run_chapter(sections=["s3"])
+    finally:
+        CLAIMS[i] = target
+    assert report.exit_code == 1 and [r.id for r in report.failed] == ["s3.autograd.dL_dw"]
+    assert "FAIL: s3.autograd.dL_dw" in report.verdict()
+    with pytest.raises(AssertionError) as failure:
+        check(wrong, CPU)
+    message = str(failure.value)
+    for part in (wrong.statement, f"book: {wrong.book}", f"ours: {target.book}", "exact to the printed digits"):
+        assert part in message
+
+
+def test_an_implementation_under_test_replaces_one_piece() -> None:
+    """The context's implementation is a parameter: a planted compute_z (a − b + c) fails §1's claims
+    while the reference passes, and every other piece still comes from the reference."""
+    wrong = Implementation("planted", {"compute_z": lambda a, b, c: torch.sub(a, b) + c})
+    ctx = Context(impl=wrong)
+    assert wrong.source("compute_z") == "planted" and wrong.source("fans") == "reference"
+    assert claim("s1.compute_z.rank0").judge(ctx).holds == "no"
+    assert claim("s1.compute_z.rank0").judge(CPU).holds == "exact"
+    assert claim("s2.xavier.seed1").judge(ctx).holds == "exact"
+    with pytest.raises(AttributeError, match="no piece 'nonsense'"):
+        _ = wrong.nonsense
+
+
+# --- the rules --------------------------------------------------------------------------------
+def test_exact_compares_the_printed_digits() -> None:
+    """Exact formats as the book prints (4 decimals here): 1.23454 prints 1.2345 and holds; 1.23456 does not."""
+    assert Exact(4).judge("1.2345", 1.23454, CPU).holds == "exact"
+    assert Exact(4).judge("1.2345", 1.23456, CPU).holds == "no"
+    assert Exact(2).judge("0.12 / 0.34", (0.12, 0.335), CPU).ours == "0.12 / 0.34"
+
+
+def test_bands_absolute_relative_and_per_part() -> None:
+    """A band holds within its width (relative: of |book|), for each part of a tuple; its reason is shown."""
+    band = Band(0.001, "summation order")
+    assert band.judge("0.5000", 0.5009, CPU).holds == "band"
+    assert band.judge("0.5000", 0.5011, CPU).holds == "no"
+    assert band.judge("0.5000", 0.50001, CPU).holds == "exact"
+    rel = Band(0.005, "drift", relative=True)
+    assert rel.judge("4.0000", 4.0 * 1.0049, CPU).holds == "band"
+    assert rel.judge("4.0000", 4.0 * 1.0051, CPU).holds == "no"
+    two = Band(0.02, "two points", digits=2)
+    assert two.judge("0.50 / 0.70", (0.51, 0.68), CPU).holds == "band"  # 0.02 exactly, despite float rounding
+    assert two.judge("0.50 / 0.70", (0.51, 0.67), CPU).holds == "no"
+    assert "summation order" in band.describe(CPU) and "0.50%" in rel.describe(CPU)
+
+
+def test_off_the_cpu_golden_numbers_become_bands_and_laws() -> None:
+    """The book's digits are CPU facts: on the CPU nothing is loosened; elsewhere §7's numbers hold
+    within 0.5 % (twice the H200's measured drift), and MyNoisyModule must still learn XOR."""
+    c = claim("s7.mpg.loss.epoch180")
+    assert isinstance(c.rule, OffCpu)
+    h200 = c.number * (1 - 0.0020)  # the H200's drift at epoch 180 was 0.20 %
+    assert c.rule.judge(c.book, h200, CUDA).holds == "band"
+    assert c.rule.judge(c.book, h200, CPU).holds == "no"
+    assert c.rule.judge(c.book, c.number * 1.01, CUDA).holds == "no"  # the old 1 % band would pass it
+    assert "off the CPU" in c.rule.describe(CUDA)
+    noisy = claim("s6.noisy_module.accuracy")
+    assert noisy.rule.judge(noisy.book, (0.97, 0.95), CUDA).holds == "bound"
+    assert noisy.rule.judge(noisy.book, (0.97, 0.6), CUDA).holds == "no"
+    logistic = claim("s5.logistic.accuracy")  # an untrained model (0.5 / 0.5) no longer passes
+    assert logistic.rule.judge(logistic.book, (0.5, 0.5), CUDA).holds == "no"
+
+
+def test_at_least_law_and_erratum() -> None:
+    """AtLeast holds at or above its threshold; a Law is its predicate; an Erratum holds (as
+    `erratum`) exactly when its documented finding does."""
+    assert AtLeast(0.9, "r").judge("0.9500", 0.9, CPU).holds == "bound"
+    assert AtLeast(0.9, "r").judge("0.9500", 0.8999, CPU).holds == "no"
+    law = Law(lambda m, book: m > float(book), "bigger than the book")
+    assert law.judge("1", 2, CPU).holds == "law" and law.judge("1", 0, CPU).holds == "no"
+    erratum = Erratum(law, "the book undercounts")
+    assert erratum.judge("1", 2, CPU).holds == "erratum" and erratum.judge("1", 0, CPU).holds == "no"
+
+
+def test_quick_trims_long_runs_and_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    """--quick: a claim marked `skip` is not measured at all, one marked `show` is measured but not judged."""
+    skipped = claim("s8.mnist.test_acc")
+    result = skipped.judge(Context(quick=True))
+    assert (result.holds, result.ours) == ("quick", "not run (--quick)")
+    shown = dataclasses.replace(claim("s1.compute_z.rank0"), quick="show")
+    assert shown.judge(Context(quick=True)).holds == "quick"
+    assert shown.judge(CPU).holds == "exact"
+
+
+def test_a_missing_optional_package_is_a_skip() -> None:
+    """A claim that needs an absent package is reported `skip` with the reason, not as a failure."""
+    needy = dataclasses.replace(claim("s1.compute_z.rank0"), needs="no_such_package_here")
+    assert needy.judge(CPU).holds == "skip" and "no_such_package_here" in needy.judge(CPU).ours
+
+
+def test_registry_module_has_a_lookup_for_tests() -> None:
+    """book(id) gives the printed value; an unknown id is a KeyError naming it."""
+    assert registry.book("s4.sequential.parameters") == claim("s4.sequential.parameters").book
+    with pytest.raises(KeyError, match=r"s0\.nothing"):
+        claim("s0.nothing")
