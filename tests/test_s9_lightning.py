@@ -64,15 +64,28 @@ def test_hooks_log_every_metric_to_tensorboard(mnist_root: Path, tmp_path: Path)
 
 
 def test_checkpoint_holds_the_best_valid_acc(mnist_root: Path, tmp_path: Path) -> None:
-    """ModelCheckpoint(monitor="valid_acc", mode="max", save_top_k=1, save_last=True): one best
-    checkpoint, whose score is the best logged valid_acc, and last.ckpt."""
+    """ModelCheckpoint(monitor="valid_acc", mode="max", save_top_k=1), and last.ckpt from a callback of
+    its own: one best checkpoint, whose score is the best logged valid_acc, and last.ckpt."""
     run = fit(3, logdir=tmp_path, data_path=mnist_root, test=False, **SHORT)
     checkpoints = sorted(p.name for p in (run.log_dir / "checkpoints").iterdir())
     assert len(checkpoints) == 2 and "last.ckpt" in checkpoints
     state = torch.load(run.best_checkpoint, map_location="cpu", weights_only=False)
-    (saved,) = [v for k, v in state["callbacks"].items() if k.startswith("ModelCheckpoint")]
+    (saved,) = [v for k, v in state["callbacks"].items() if k.startswith("ModelCheckpoint{'monitor': 'valid_acc'")]
     best = max(e.value for e in _scalars(run.log_dir).Scalars("valid_acc"))
     assert float(saved["best_model_score"]) == pytest.approx(best)
+
+
+@pytest.mark.slow
+def test_last_checkpoint_is_the_last_epoch(spec: Context) -> None:
+    """In the chapter's 10-epoch run the best epoch (8) is not the last (9): last.ckpt holds the state
+    after all 10 epochs (its global step), best the state after epoch 8 (with save_last on the
+    monitoring callback, Lightning 2.x would leave a copy of the best in last.ckpt)."""
+    run = spec.lightning()
+    best = torch.load(run.best_checkpoint, map_location="cpu", weights_only=False)
+    last = torch.load(run.last_checkpoint, map_location="cpu", weights_only=False)
+    steps = run.trainer.num_training_batches
+    assert last["global_step"] == 10 * steps and best["global_step"] == (best["epoch"] + 1) * steps
+    assert last["epoch"] > best["epoch"]
 
 
 def test_resume_continues_epoch_and_global_step(mnist_root: Path, tmp_path: Path) -> None:

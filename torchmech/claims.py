@@ -31,7 +31,6 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import itertools
-import math
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -553,15 +552,8 @@ def _noisy_law(ctx: Context) -> tuple[bool, bool]:
             torch.equal(layer(x, training=False), layer(x, training=False)))
 
 
-def _one_sided_p(successes: tuple[float, float], n: int) -> float:
-    """p-value of a two-proportion z-test that the first rate exceeds the second (n trials each)."""
-    p1, p2 = successes
-    pooled = (p1 + p2) / 2
-    z = (p1 - p2) / math.sqrt(pooled * (1 - pooled) * 2 / n) if 0 < pooled < 1 else 0.0
-    return 0.5 * math.erfc(z / math.sqrt(2))
-
-
-ALPHA = 1e-4  # significance level of the registry's statistical laws
+#: How far the noise may raise MyNoisyModule's success rate over σ = 0 and still count as no improvement.
+NOISE_MARGIN = 0.05
 
 _add(
     *(Claim(f"s6.noisy_linear.{name}", f"torch.manual_seed(1); NoisyLinear(4, 2) on zeros(1, 4): {statement}",
@@ -588,14 +580,14 @@ _add(
           "train / valid acc after 200 epochs", "1.00 / 0.96", lambda ctx: _accuracies(ctx.xor("noisy")[1]),
           OffCpu(Exact(2), AtLeast(0.9, "off the CPU the noise comes from the device's generator: the law is that "
                                         "it still learns XOR (H200, torch 2.11: held)", digits=2))),
-    Claim("s6.noisy_module.no_improvement", "NoisyLinear did not improve results here",
-          "no improvement",
-          lambda ctx: (ctx.ensemble("noisy").success_rate(0.9), ctx.ensemble("4x4").success_rate(0.9)),
-          Erratum(Law(lambda m, _: _one_sided_p(m, 256) < ALPHA,
-                      f"over 256 seeds MyNoisyModule passes 0.9 valid acc more often than the 2×4 MLP with the same "
-                      f"37 parameters (two-proportion z-test, one-sided, α = {ALPHA:g})",
-                      lambda m: f"noisy {m[0]:.0%} vs plain {m[1]:.0%} (p = {_one_sided_p(m, 256):.1e})"),
-                  "true of the book's single run, not over seeds: the noise helps (measured 73 % vs 50 %)"),
+    Claim("s6.noisy_module.no_improvement", "NoisyLinear did not improve results here", "no improvement",
+          lambda ctx: tuple(ctx.ensemble(arch).success_rate(0.9) for arch in ("noisy", "noisy0", "4x4")),
+          Law(lambda m, _: m[0] <= m[1] + NOISE_MARGIN,
+              f"over 256 seeds the noise (σ = 0.07) raises the share of runs above 0.9 valid acc by at most "
+              f"{NOISE_MARGIN:.0%} over the same model without noise (σ = 0; one standard error of the difference "
+              f"is about 4 points). Both beat the plain 2×4 MLP: NoisyLinear's Xavier-uniform, zero-bias "
+              f"initialisation does that, not the noise",
+              lambda m: f"σ 0.07: {m[0]:.0%}, σ 0: {m[1]:.0%} (plain 2×4 MLP: {m[2]:.0%})"),
           quick="skip"),
 )
 
@@ -702,6 +694,11 @@ _add(
 
 
 # --- §9 PyTorch Lightning ---------------------------------------------------------------------------
+IGNITE_REASON = ("the bonus notebook trained on all 60,000 images, validated on the test set and kept a stray "
+                 "Softmax before CrossEntropyLoss (replayed so: 0.91 → 0.94 exactly); torchmech feeds logits and "
+                 "uses the chapter's 55,000 / 5,000 split")
+
+
 def _split_sizes(ctx: Context) -> tuple[int, int]:
     split = ctx.impl.mnist_split(ctx.data)
     return len(split.train), len(split.valid)
@@ -717,6 +714,17 @@ def _accuracy_without_task(ctx: Context) -> str:
     return "no error"
 
 
+#: Off the CPU the notebook's 10-epoch statistic drifts like MNIST's later epochs (§8).
+NOTEBOOK_OFF_CPU = Band(0.002, "float order differs between devices, as for §8's test accuracy", digits=5)
+
+
+def _notebook_test_acc(ctx: Context, run: Any) -> float:
+    from torchmech.lit import MultiLayerPerceptron, notebook_test_acc
+
+    model = MultiLayerPerceptron.load_from_checkpoint(run.best_checkpoint, map_location=ctx.device)
+    return notebook_test_acc(model, ctx.data)
+
+
 def _best_epoch(run: Any) -> int:
     return int(run.best_checkpoint.name.split("-")[0].removeprefix("epoch="))
 
@@ -729,25 +737,24 @@ _add(
           Erratum(Law(lambda m, _: m.startswith("TypeError") and "task" in m,
                       "Accuracy() without task= raises TypeError naming 'task'"),
                   "torchmetrics ≥ 0.11 needs Accuracy(task='multiclass', num_classes=10)"), device_free=True),
-    Claim("s9.lightning.test_acc", "Trainer(max_epochs=10): test accuracy of the best checkpoint", "0.94996",
-          lambda ctx: ctx.lightning().test_acc,
-          Band(0.01, "the notebook ran Lightning 1.5; on 2.x with seed_everything(1) this CPU gives 0.9554",
-               digits=5), quick="show", slow=True),
+    Claim("s9.lightning.test_acc", "Trainer(max_epochs=10), tested with the best checkpoint: the test_acc the notebook "
+          "printed (Lightning 1.5 logged the running accuracy per test batch and averaged it, weighted by batch size)",
+          "0.94996", lambda ctx: _notebook_test_acc(ctx, ctx.lightning()), OffCpu(Exact(5), NOTEBOOK_OFF_CPU),
+          quick="show", slow=True),
     Claim("s9.lightning.best_epoch", "… whose best checkpoint (monitor valid_acc, mode max) is from epoch", "8",
           lambda ctx: _best_epoch(ctx.lightning()),
           OffCpu(Exact(), Band(2, "other kernels can reorder close validation accuracies", digits=0)),
           quick="skip", slow=True),
-    Claim("s9.lightning.resume_test_acc", "resumed from the checkpoint to max_epochs=15: test accuracy of that "
-          "run's best checkpoint", "0.9559", lambda ctx: ctx.lightning(15).test_acc,
-          Band(0.01, "Lightning 1.5 in the notebook; on 2.x this CPU gives 0.9582", digits=4),
-          quick="skip", slow=True),
+    Claim("s9.lightning.resume_test_acc", "resumed from that checkpoint to max_epochs=15: the notebook's test_acc of "
+          "the resumed run's best checkpoint", "0.9559", lambda ctx: _notebook_test_acc(ctx, ctx.lightning(15)),
+          Band(0.005, "MNIST's float-order drift after ~9 epochs (§8): the notebook ran torch 1.10 on a GPU; this "
+                      "CPU gives 0.9523 (its plain test accuracy: 0.9582)"), quick="skip", slow=True),
     Claim("s9.lightning.resume_best_epoch", "… from its best epoch", "13", lambda ctx: _best_epoch(ctx.lightning(15)),
           OffCpu(Exact(), Band(2, "other kernels can reorder close validation accuracies", digits=0)),
           quick="skip", slow=True),
     Claim("s9.ignite.first_epoch", "the Ignite bonus notebook's classifier: validation accuracy after its first epoch",
           "0.91", lambda ctx: ctx.ignite().valid_acc[0],
-          Band(0.01, "the notebook's Softmax before CrossEntropyLoss is gone (logits in); this CPU gives 0.9164",
-               digits=2), quick="show", needs="ignite"),
+          Band(0.01, IGNITE_REASON + "; this CPU gives 0.9164", digits=2), quick="show", needs="ignite"),
     Claim("s9.ignite.last_epoch", "… and after its 5 epochs", "0.94", lambda ctx: ctx.ignite().valid_acc[-1],
-          Band(0.01, "as above; this CPU gives 0.9492", digits=2), quick="skip", needs="ignite"),
+          Band(0.01, IGNITE_REASON + "; this CPU gives 0.9492", digits=2), quick="skip", needs="ignite"),
 )

@@ -147,6 +147,26 @@ class EndProcessGroup(pl.Callback):
             dist.destroy_process_group()
 
 
+def notebook_test_acc(model: nn.Module, data_path: str | Path | None = None, batch_size: int = 64) -> float:
+    """The number the book's Lightning 1.5 notebook printed as ``test_acc``.
+
+    Its ``test_step`` logged ``self.test_acc.compute()`` — the accuracy accumulated up to that
+    batch — at every batch, and Lightning averaged those logs over the epoch, weighted by batch
+    size. That is not the test accuracy (:attr:`LightningRun.test_acc`, torchmetrics' accuracy
+    over the whole test set): it weighs the early batches' running accuracy too.
+    """
+    device = next(model.parameters()).device
+    right = seen = 0
+    weighted = 0.0
+    model.eval()
+    with torch.no_grad():
+        for x, y in DataLoader(mnist_split(data_path).test, batch_size=batch_size):
+            right += int((model(x.to(device)).argmax(1).cpu() == y).sum())
+            seen += len(y)
+            weighted += right / seen * len(y)
+    return weighted / seen
+
+
 @dataclass
 class LightningRun:
     """What :func:`fit` left: the trainer, the model, the log folder and the checkpoints."""
@@ -196,17 +216,20 @@ def fit(
     pl.seed_everything(seed, workers=True, verbose=False)
     datamodule = MnistDataModule(data_path, num_workers=num_workers)
     model = MultiLayerPerceptron()
-    checkpoint = ModelCheckpoint(monitor="valid_acc", mode="max", save_top_k=1, save_last=True)
+    checkpoint = ModelCheckpoint(monitor="valid_acc", mode="max", save_top_k=1)
+    # A callback of its own for last.ckpt: with save_last on the monitoring callback, Lightning 2.x
+    # writes last.ckpt only when a new best is saved, so after a worse last epoch it holds the best one.
+    last_epoch = ModelCheckpoint(save_top_k=0, save_last=True)
     logger = TensorBoardLogger(str(logdir), name="lightning_logs")
     _ = logger.version  # pin version_N now: spawned processes (fit, then test) must not pick the next one
     trainer = pl.Trainer(
         max_epochs=epochs, accelerator=accelerator, devices=devices, strategy=strategy,
-        logger=logger, callbacks=[checkpoint, EndProcessGroup()],
+        logger=logger, callbacks=[checkpoint, last_epoch, EndProcessGroup()],
         enable_progress_bar=progress, enable_model_summary=False, **trainer_kwargs,
     )
     trainer.fit(model, datamodule=datamodule, ckpt_path=str(resume) if resume is not None else None)
-    best, last = Path(checkpoint.best_model_path), Path(checkpoint.last_model_path)  # before test() restores
-    if not checkpoint.last_model_path:  # ddp_spawn sends back the best path only; last.ckpt sits beside it
+    best, last = Path(checkpoint.best_model_path), Path(last_epoch.last_model_path)  # before test() restores
+    if not last_epoch.last_model_path:  # ddp_spawn sends back the best path only; last.ckpt sits beside it
         last = Path(logger.log_dir) / "checkpoints" / "last.ckpt"
     test_acc = None
     if test:

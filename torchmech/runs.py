@@ -230,12 +230,13 @@ ENSEMBLE_SEEDS = range(1000, 1256)
 
 
 def _ensemble(runs: Runs, arch: str, device: str = "cpu", seeds: int = len(ENSEMBLE_SEEDS)) -> object:
-    """``arch`` is ``"noisy"`` (MyNoisyModule) or hidden widths joined by ``x``: ``""`` (logistic
+    """``arch`` is ``"noisy"`` (MyNoisyModule), ``"noisy0"`` (the same without noise, σ = 0) or hidden
+    widths joined by ``x``: ``""`` (logistic
     regression), ``"4x4"`` (§5's MLP), ``"8"``, ``"4x4x4"``…"""
     from torchmech.capacity import train_ensemble
 
-    if arch == "noisy":
-        build = MyNoisyModule
+    if arch in ("noisy", "noisy0"):
+        build = MyNoisyModule if arch == "noisy" else lambda: MyNoisyModule(0.0)
     else:
         hidden = tuple(int(w) for w in arch.split("x")) if arch else ()
         build = lambda: mlp((2, *hidden, 1))  # noqa: E731
@@ -245,8 +246,8 @@ def _ensemble(runs: Runs, arch: str, device: str = "cpu", seeds: int = len(ENSEM
 def _lightning(runs: Runs, epochs: int = 10, device: str = "cpu", quick: bool = False,
                data: str | None = None) -> object:
     """§9's run: ``epochs`` epochs on one device, tested with the best checkpoint; ``quick``: one
-    short epoch. ``epochs`` beyond 10 resume the 10-epoch run from its ``last.ckpt``, as the book
-    resumes to 15."""
+    short epoch. ``epochs`` beyond 10 resume the 10-epoch run from its best checkpoint, as the book
+    resumes to 15 (its ``resume_from_checkpoint`` was the best checkpoint's path)."""
     from torchmech.lit import fit
 
     accelerator = "gpu" if device.startswith("cuda") else device
@@ -254,7 +255,7 @@ def _lightning(runs: Runs, epochs: int = 10, device: str = "cpu", quick: bool = 
     logdir = runs.workdir / f"lightning-{device}{'-quick' if quick else ''}"
     resume = None
     if epochs > 10 and not quick:
-        resume = runs.get("lightning", epochs=10, device=device, quick=quick, data=data).last_checkpoint
+        resume = runs.get("lightning", epochs=10, device=device, quick=quick, data=data).best_checkpoint
     return fit(1 if quick else epochs, logdir=logdir, data_path=data, accelerator=accelerator, devices=1,
                progress=False, resume=resume, **trim)
 
