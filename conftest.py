@@ -60,6 +60,9 @@ register_random(TORCH_RANDOM)
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--runslow", action="store_true", default=False,
                      help="also run tests marked slow (full-length trainings)")
+    parser.addoption("--impl", default=os.environ.get("TORCHMECH_IMPL"), metavar="DIR",
+                     help="grade a learner's workspace (`torchmech learn init DIR`): the registry's claims run on "
+                          "its exercises, the reference where one is not started (default $TORCHMECH_IMPL)")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -141,6 +144,15 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
             seen = worst.get(rep.nodeid)
             if seen is None or rank[outcome] > rank[seen[1]]:
                 worst[rep.nodeid] = (section, outcome)
+    impl = config.getoption("--impl", default=None)
+    if impl:
+        from torchmech.learn import cached_workspace
+
+        ws = cached_workspace(str(impl))
+        mine = sorted(n for n, src in ws.source.items() if src == "workspace")
+        terminalreporter.section("implementation under test")
+        terminalreporter.write_line(f"{ws.path}: from the workspace: {', '.join(mine) or 'nothing yet'}")
+        terminalreporter.write_line("every other piece (not started, or not an exercise): torchmech's reference")
     if not worst:
         return
     counts: dict[str, Counter] = {}

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from torchmech.claims import Context
+from torchmech.claims import REFERENCE, Context, Implementation
 from torchmech.data.mnist import data_root, fetch_mnist
 from torchmech.runs import SHARED, Runs
 
@@ -31,7 +31,18 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Runs:
     return SHARED
 
 
+@pytest.fixture(scope="session")
+def implementation(pytestconfig: pytest.Config) -> Implementation:
+    """The implementation under test: torchmech itself, or a learner's workspace (``pytest --impl DIR``)."""
+    path = pytestconfig.getoption("--impl")
+    if not path:
+        return REFERENCE
+    from torchmech.learn import cached_workspace
+
+    return cached_workspace(str(path)).impl
+
+
 @pytest.fixture
-def spec(device: str, runs: Runs) -> Context:
-    """The registry's context on ``device``: the reference implementation, eager, not quick."""
-    return Context(device=torch.device(device), runs=runs)
+def spec(device: str, runs: Runs, implementation: Implementation) -> Context:
+    """The registry's context on ``device``: the implementation under test, eager, not quick."""
+    return Context(device=torch.device(device), runs=runs, impl=implementation)

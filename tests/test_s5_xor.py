@@ -16,6 +16,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from tests.registry import check, claim_cases
 from torchmech.capacity import EnsembleResult, batch_orders, train_ensemble
 from torchmech.data.xor import make_xor
+from torchmech.exercises import Probe
 from torchmech.models import mlp
 from torchmech.runs import SHARED, xor_run
 from torchmech.train import History, binary_correct, train
@@ -67,25 +68,12 @@ def test_history_holds_plain_floats_per_epoch() -> None:
         assert len(series) == 3 and all(type(v) is float for v in series)
 
 
-class _Probe(nn.Module):
-    """A linear model that records, per call, whether grad mode and train mode were on."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.lin = nn.Linear(2, 1)
-        self.calls: list[tuple[bool, bool]] = []
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.calls.append((torch.is_grad_enabled(), self.training))
-        return torch.sigmoid(self.lin(x))
-
-
 def test_epoch_loss_is_the_mean_over_batches_and_accuracy_over_samples() -> None:
     """Epoch loss = Σ batch losses / len(loader) (uneven last batch included); accuracy = right
     answers / samples; validation runs under no_grad in eval mode."""
     x = torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0], [0.0, -1.0], [0.5, 0.5]])
     y = torch.tensor([1.0, 1.0, 0.0, 0.0, 1.0])
-    model = _Probe()
+    model = Probe()
     loader = DataLoader(TensorDataset(x, y), batch_size=2)  # batches of 2, 2, 1
     with torch.no_grad():
         batch_losses = [nn.BCELoss()(model(xb)[:, 0], yb).item() for xb, yb in loader]

@@ -81,6 +81,18 @@ class Implementation:
         "mpg_features": "torchmech.data.auto_mpg:mpg_features",
         "load_mnist": "torchmech.data.mnist:load_mnist",
         "mnist_split": "torchmech.data.mnist:mnist_split",
+        # pieces graded by their checks (torchmech.exercises) rather than by claims
+        "fgsm": "torchmech.autodiff:fgsm",
+        "l1_penalty": "torchmech.losses:l1_penalty",
+        "bce_logit_grad": "torchmech.losses:bce_logit_grad",
+        "cross_entropy_logit_grad": "torchmech.losses:cross_entropy_logit_grad",
+        "mse_grad": "torchmech.losses:mse_grad",
+        "train": "torchmech.train:train",
+        "bucketize_year": "torchmech.data.auto_mpg:bucketize_year",
+        "mpg_regressor": "torchmech.models:mpg_regressor",
+        "mnist_mlp": "torchmech.models:mnist_mlp",
+        "ShuffledBatches": "torchmech.train:ShuffledBatches",
+        "MultiLayerPerceptron": "torchmech.lit:MultiLayerPerceptron",
     }
 
     def __init__(self, name: str = "torchmech", overrides: Mapping[str, Any] | None = None) -> None:
@@ -552,6 +564,11 @@ def _noisy_law(ctx: Context) -> tuple[bool, bool]:
             torch.equal(layer(x, training=False), layer(x, training=False)))
 
 
+def _as_my_module(model: Any) -> str:
+    """The model's repr under the book's class name (torchmech's class says what it is: ModuleListModel)."""
+    return repr(model).replace(f"{type(model).__name__}(", "MyModule(", 1)
+
+
 #: How far the noise may raise MyNoisyModule's success rate over σ = 0 and still count as no improvement.
 NOISE_MARGIN = 0.05
 
@@ -572,7 +589,7 @@ _add(
         "    (1): ReLU()\n    (2): Linear(in_features=4, out_features=4, bias=True)\n    (3): ReLU()\n"
         "    (4): Linear(in_features=4, out_features=1, bias=True)\n    (5): Sigmoid()\n  )\n)"),
           # torchmech names the class after what it is; the book's name is MyModule
-          lambda ctx: repr(ctx.impl.ModuleListModel()).replace("ModuleListModel(", "MyModule(", 1), Exact()),
+          lambda ctx: _as_my_module(ctx.impl.ModuleListModel()), Exact()),
     Claim("s6.modulelist.accuracy", "MyModule (the same 2×4 MLP on nn.ModuleList), trained next in the notebook's "
           "order without reseeding: train / valid acc", "0.98 / 0.95",
           lambda ctx: _accuracies(ctx.xor_notebook("modulelist")[1]), OffCpu(Exact(2), XOR_OFF_CPU)),

