@@ -97,17 +97,21 @@ def test_a_copy_of_the_reference_is_done_everywhere(tmp_path: Path) -> None:
 
 
 def test_pytest_impl_runs_the_claims_on_the_workspace(tmp_path: Path) -> None:
-    """`pytest --impl DIR` runs the registry's claims on a workspace: a reference copy passes §1–§4 and
-    the summary names where each piece came from; a wrong compute_z fails §1's claims."""
+    """`pytest --impl DIR` runs the registry's claims and the property tests on a workspace: a reference
+    copy passes §1 and §4 and the summary names where each piece came from; a wrong compute_z fails §1's
+    four claims, its property test (against NumPy) and its graph test."""
     ws = _reference_copy(tmp_path / "ws")
-    args = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "s1 or s2 or s3 or s4",
-            "-k", "test_claim and cpu", "--impl", str(ws), str(ROOT / "tests")]
+    args = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "s1 or s4", "--impl", str(ws),
+            str(ROOT / "tests")]
     done = subprocess.run(args, capture_output=True, text=True, cwd=ROOT, timeout=300, check=False)
     assert done.returncode == 0, done.stdout[-3000:]
     assert "implementation under test" in done.stdout and "compute_z" in done.stdout
     (ws / "s1_graph.py").write_text("import torch\n\n\ndef compute_z(a, b, c):\n    return 2 * a - b + c\n")
     done = subprocess.run(args, capture_output=True, text=True, cwd=ROOT, timeout=300, check=False)
-    assert done.returncode == 1 and "s1.compute_z.rank0" in done.stdout and "4 failed" in done.stdout
+    assert done.returncode == 1 and "6 failed" in done.stdout, done.stdout[-3000:]
+    for failing in ("s1.compute_z.rank0", "test_compute_z_is_2_times_a_minus_b_plus_c",
+                    "test_compute_z_graph_is_sub_then_mul_then_add"):
+        assert failing in done.stdout
 
 
 def test_every_mistake_of_the_catalogue_is_caught() -> None:

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from tests.registry import check, claim_cases
 from tests.strategies import NUMPY_DTYPE, arith_dtypes, broadcastable_triples, reals, tensors
+from torchmech.claims import Implementation
 from torchmech.graph import compute_z, dynamic_branch, grad_fn_dag, op_chain, render_dag
 
 pytestmark = pytest.mark.s1
@@ -49,7 +50,8 @@ def promote(a: tuple[torch.dtype, bool], b: tuple[torch.dtype, bool]) -> tuple[t
 
 @given(shapes=broadcastable_triples, dtypes=st.tuples(arith_dtypes, arith_dtypes, arith_dtypes),
        data=st.data())
-def test_compute_z_is_2_times_a_minus_b_plus_c(shapes, dtypes, data, device: str) -> None:
+def test_compute_z_is_2_times_a_minus_b_plus_c(shapes, dtypes, data, device: str,
+                                               implementation: Implementation) -> None:
     """compute_z = 2·(a − b) + c for any broadcastable shapes and dtypes, against NumPy,
     with the result dtype from the hand-written promotion table."""
     (sa, sb, sc), result_shape = shapes
@@ -58,7 +60,7 @@ def test_compute_z_is_2_times_a_minus_b_plus_c(shapes, dtypes, data, device: str
     t1, z1 = promote((dtypes[0], za), (dtypes[1], zb))  # sub; mul by the Python int 2 keeps it
     t, _ = promote((t1, z1), (dtypes[2], zc))
 
-    z = compute_z(a, b, c)
+    z = implementation.compute_z(a, b, c)
 
     assert z.dtype == t
     assert tuple(z.shape) == result_shape
@@ -73,10 +75,10 @@ def _leaves(device: str):
     return [torch.tensor(v, device=device, requires_grad=True) for v in (1.0, 2.0, 3.0)]
 
 
-def test_compute_z_graph_is_sub_then_mul_then_add(device: str) -> None:
+def test_compute_z_graph_is_sub_then_mul_then_add(device: str, implementation: Implementation) -> None:
     """The graph PyTorch records for compute_z is the DAG Sub → Mul → Add of figure 13.1."""
     a, b, c = _leaves(device)
-    z = compute_z(a, b, c)
+    z = implementation.compute_z(a, b, c)
     assert op_chain(z) == ["SubBackward0", "MulBackward0", "AddBackward0"]
     nodes = grad_fn_dag(z, {"a": a, "b": b, "c": c})
     by_name = {n.name: n for n in nodes}

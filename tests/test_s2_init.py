@@ -15,6 +15,7 @@ from torch import nn
 
 from tests.registry import check, claim_cases
 from tests.strategies import torch_seeds
+from torchmech.claims import Implementation
 from torchmech.init import ParameterModule, RawTensorModule, fans, glorot_bound, glorot_std
 
 pytestmark = pytest.mark.s2
@@ -62,16 +63,16 @@ def test_integer_tensors_cannot_require_grad(dtype: torch.dtype) -> None:
     ((4, 2, 3), (6, 12)),           # Conv1d(2, 4, 3)
     ((16, 4, 2, 2, 2), (32, 128)),  # Conv3d(4, 16, 2)
 ])
-def test_fans_by_hand(shape: tuple[int, ...], expected: tuple[int, int]) -> None:
+def test_fans_by_hand(shape: tuple[int, ...], expected: tuple[int, int], implementation: Implementation) -> None:
     """fans(shape) = (in · receptive field, out · receptive field), counted by hand."""
-    assert fans(shape) == expected
+    assert implementation.fans(shape) == expected
 
 
 @given(shape=hnp.array_shapes(min_dims=2, max_dims=5, min_side=0, max_side=6))
-def test_fans_follow_pytorchs_convention(shape: tuple[int, ...]) -> None:
+def test_fans_follow_pytorchs_convention(shape: tuple[int, ...], implementation: Implementation) -> None:
     """fans agrees with the fan-in/fan-out PyTorch's own initialisers use, for any ≥2-D shape."""
     # nn.init's private helper is the convention itself; xavier_* and kaiming_* call it.
-    assert fans(shape) == nn.init._calculate_fan_in_and_fan_out(torch.empty(shape))
+    assert implementation.fans(shape) == nn.init._calculate_fan_in_and_fan_out(torch.empty(shape))
 
 
 @pytest.mark.parametrize("shape", [(), (3,), (7,)])
@@ -98,11 +99,12 @@ def test_fans_and_glorot_reject_bad_numbers() -> None:
 
 
 @given(fan_in=st.integers(1, 10_000), fan_out=st.integers(1, 10_000), gain=st.floats(0.01, 10))
-def test_both_glorot_laws_have_variance_gain2_times_2_over_fan_sum(fan_in: int, fan_out: int, gain: float) -> None:
+def test_both_glorot_laws_have_variance_gain2_times_2_over_fan_sum(fan_in: int, fan_out: int, gain: float,
+                                                                   implementation: Implementation) -> None:
     """Uniform on [−a, a] has variance a²/3; the normal has σ²; both equal gain²·2/(n_in + n_out)."""
     variance = gain**2 * 2 / (fan_in + fan_out)
-    assert math.isclose(glorot_bound(fan_in, fan_out, gain) ** 2 / 3, variance, rel_tol=1e-12)
-    assert math.isclose(glorot_std(fan_in, fan_out, gain) ** 2, variance, rel_tol=1e-12)
+    assert math.isclose(implementation.glorot_bound(fan_in, fan_out, gain) ** 2 / 3, variance, rel_tol=1e-12)
+    assert math.isclose(implementation.glorot_std(fan_in, fan_out, gain) ** 2, variance, rel_tol=1e-12)
 
 
 @given(shape=hnp.array_shapes(min_dims=2, max_dims=4, min_side=1, max_side=8),
@@ -180,12 +182,12 @@ def test_mymodule_tensors_are_not_parameters() -> None:
         torch.optim.SGD(m.parameters(), lr=0.1)
 
 
-def test_nn_parameter_registers_them() -> None:
+def test_nn_parameter_registers_them(implementation: Implementation) -> None:
     """The fix, nn.Parameter: the same draws (same seed), now parameters and in the state_dict."""
     torch.manual_seed(1)
     raw = RawTensorModule()
     torch.manual_seed(1)
-    fixed = ParameterModule()
+    fixed = implementation.ParameterModule()
     assert [n for n, _ in fixed.named_parameters()] == ["w1", "w2"]
     assert list(fixed.state_dict()) == ["w1", "w2"]
     torch.testing.assert_close(fixed.w1.detach(), raw.w1.detach())

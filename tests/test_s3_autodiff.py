@@ -18,10 +18,10 @@ from torchmech.autodiff import (
     fgsm,
     forward_mode,
     linear_loss,
-    linear_loss_grad,
     reverse_mode,
     saliency,
 )
+from torchmech.claims import Implementation
 from torchmech.graph import compute_z
 from torchmech.models import logistic_regression
 from torchmech.train import binary_correct, train
@@ -47,7 +47,8 @@ def _book_example(device: str, dtype: torch.dtype = torch.float32):
 @given(dtype=st.sampled_from(FLOAT_DTYPES), w=reals(-3, 3), b=reals(-3, 3),
        xy=st.integers(1, 16).flatmap(lambda n: st.tuples(
            st.lists(reals(-3, 3), min_size=n, max_size=n), st.lists(reals(-3, 3), min_size=n, max_size=n))))
-def test_autograd_equals_the_analytic_gradient(dtype, w: float, b: float, xy, device: str) -> None:
+def test_autograd_equals_the_analytic_gradient(dtype, w: float, b: float, xy, device: str,
+                                               implementation: Implementation) -> None:
     """For any w, b and vectors x, y: autograd's dL/dw = 2Σx(wx+b−y) and dL/db = 2Σ(wx+b−y)."""
     xs, ys = xy
     wt = torch.tensor(w, dtype=dtype, device=device, requires_grad=True)
@@ -55,7 +56,7 @@ def test_autograd_equals_the_analytic_gradient(dtype, w: float, b: float, xy, de
     x = torch.tensor(xs, dtype=dtype, device=device)
     y = torch.tensor(ys, dtype=dtype, device=device)
     linear_loss(wt, bt, x, y).backward()
-    dw, db = linear_loss_grad(wt, bt, x, y)
+    dw, db = implementation.linear_loss_grad(wt, bt, x, y)
     # Both sides round each of the n terms differently; bound the difference by the rounding
     # error of the sums: a few ulps (eps) per term times the terms' magnitudes. Relative
     # tolerance 0, since cancellation can make the sum itself tiny.
@@ -129,14 +130,14 @@ def _trained_logistic_model(device: str) -> tuple[nn.Module, torch.Tensor, torch
     return model.eval(), x.to(device), y.to(device)
 
 
-def test_fgsm_step_raises_the_loss(device: str) -> None:
+def test_fgsm_step_raises_the_loss(device: str, implementation: Implementation) -> None:
     """Side box of §3: the loss's gradient w.r.t. the input makes adversarial examples. One FGSM
     step x + ε·sign(∇ₓL) raises every sample's loss: for a logistic model the BCE is convex in x,
     so L(x + ε·sign g) ≥ L(x) + ε‖g‖₁ > L(x)."""
     model, x, y = _trained_logistic_model(device)
     loss = nn.BCELoss(reduction="none")
     before = loss(model(x)[:, 0], y)
-    x_adv = fgsm(model, lambda p, t: nn.functional.binary_cross_entropy(p[:, 0], t), x, y, 0.1)
+    x_adv = implementation.fgsm(model, lambda p, t: nn.functional.binary_cross_entropy(p[:, 0], t), x, y, 0.1)
     after = loss(model(x_adv)[:, 0], y)
     assert (x_adv - x).abs().max().item() == pytest.approx(0.1)
     assert torch.all(after > before)

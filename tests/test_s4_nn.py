@@ -11,9 +11,9 @@ from torch import nn
 
 from tests.registry import check, claim_cases
 from tests.strategies import FLOAT_DTYPES, reals, shapes, tensors, torch_seeds
+from torchmech.claims import Implementation
 from torchmech.init import fans, glorot_bound
 from torchmech.losses import (
-    bce_logit_grad,
     cross_entropy_logit_grad,
     l1_penalty,
     l1_penalty_grad,
@@ -32,10 +32,10 @@ def test_claim(claim, spec) -> None:
     check(claim, spec)
 
 
-def test_sequential_maps_4_features_to_32(device: str) -> None:
+def test_sequential_maps_4_features_to_32(device: str, implementation: Implementation) -> None:
     """The chapter's Sequential (its printed repr is the claim s4.sequential.repr): 4 inputs in,
     32 features out, each layer feeding the next."""
-    model = chapter_sequential().to(device)
+    model = implementation.chapter_sequential().to(device)
     out = model(torch.randn(5, 4, device=device))
     assert out.shape == (5, 32) and bool((out >= 0).all())  # ends in a ReLU
 
@@ -54,34 +54,34 @@ def test_xavier_uniform_on_the_first_layer(device: str) -> None:
 
 
 @given(shape=shapes(min_dims=1, max_dims=3), strength=reals(0.0, 1.0), data=st.data())
-def test_l1_penalty_and_its_gradient(shape, strength: float, data, device: str) -> None:
+def test_l1_penalty_and_its_gradient(shape, strength: float, data, device: str, implementation: Implementation) -> None:
     """The chapter's L1 penalty λ·Σ|W| equals λ times the vector 1-norm of W flattened
     (``torch.linalg.vector_norm(W, ord=1)``, an independent oracle) and has gradient λ·sign(W)."""
     w = data.draw(tensors(shape, torch.float64, device, -5, 5)).requires_grad_()
-    penalty = l1_penalty(w, strength)
+    penalty = implementation.l1_penalty(w, strength)
     torch.testing.assert_close(penalty, strength * torch.linalg.vector_norm(w.detach(), ord=1))
     penalty.backward()
     torch.testing.assert_close(w.grad, l1_penalty_grad(w, strength))
 
 
-def test_l1_penalty_of_model_2_as_in_the_book() -> None:
+def test_l1_penalty_of_model_2_as_in_the_book(implementation: Implementation) -> None:
     """Book: l1_penalty = 0.01 * model[2].weight.abs().sum(), i.e. 0.01 times the 1-norm of the
     flattened (32, 16) weight (oracle: ``torch.linalg.vector_norm(W, ord=1)``); at W = 0 the
     subgradient is 0."""
     model = chapter_sequential()
     norm = torch.linalg.vector_norm(model[2].weight.detach(), ord=1)
-    torch.testing.assert_close(l1_penalty(model[2].weight).detach(), 0.01 * norm)
+    torch.testing.assert_close(implementation.l1_penalty(model[2].weight).detach(), 0.01 * norm)
     w = torch.zeros(3, requires_grad=True)
-    l1_penalty(w).backward()
+    implementation.l1_penalty(w).backward()
     assert torch.equal(w.grad, torch.zeros(3))
 
 
-def test_l1_penalty_by_hand() -> None:
+def test_l1_penalty_by_hand(implementation: Implementation) -> None:
     """One value worked by hand: W = [[1.5, −2], [0, −0.25]] has Σ|W| = 1.5 + 2 + 0 + 0.25 = 3.75,
     so λ = 0.2 gives 0.75 and the default λ = 0.01 gives 0.0375."""
     w = torch.tensor([[1.5, -2.0], [0.0, -0.25]], dtype=torch.float64)
-    torch.testing.assert_close(l1_penalty(w, 0.2), torch.tensor(0.75, dtype=torch.float64))
-    torch.testing.assert_close(l1_penalty(w), torch.tensor(0.0375, dtype=torch.float64))
+    torch.testing.assert_close(implementation.l1_penalty(w, 0.2), torch.tensor(0.75, dtype=torch.float64))
+    torch.testing.assert_close(implementation.l1_penalty(w), torch.tensor(0.0375, dtype=torch.float64))
 
 
 def _one_step(opt_class, w0: torch.Tensor, x: torch.Tensor, lr: float, wd: float, in_loss: bool):
@@ -109,35 +109,36 @@ def test_weight_decay_is_an_l2_penalty(seed: int, rows: int, cols: int, lr: floa
 
 
 @given(shape=shapes(), dtype=st.sampled_from(FLOAT_DTYPES), soft=st.booleans(), data=st.data())
-def test_bce_on_sigmoid_gradient_is_sigma_minus_y_over_n(shape, dtype, soft: bool, data, device: str) -> None:
+def test_bce_on_sigmoid_gradient_is_sigma_minus_y_over_n(shape, dtype, soft: bool, data, device: str,
+                                                         implementation: Implementation) -> None:
     """BCELoss(σ(z), y), mean over N elements, has ∂L/∂z = (σ(z) − y)/N; BCEWithLogitsLoss agrees."""
     z = data.draw(tensors(shape, dtype, device, -8, 8)).requires_grad_()
     y = data.draw(tensors(shape, dtype, device, 0, 1)) if soft else \
         data.draw(tensors(shape, torch.int64, device, 0, 1)).to(dtype)
     nn.BCELoss()(torch.sigmoid(z), y).backward()
-    torch.testing.assert_close(z.grad, bce_logit_grad(z.detach(), y))
+    torch.testing.assert_close(z.grad, implementation.bce_logit_grad(z.detach(), y))
     z.grad = None
     nn.BCEWithLogitsLoss()(z, y).backward()
-    torch.testing.assert_close(z.grad, bce_logit_grad(z.detach(), y))
+    torch.testing.assert_close(z.grad, implementation.bce_logit_grad(z.detach(), y))
 
 
 @given(n=st.integers(1, 8), classes=st.integers(2, 6), dtype=st.sampled_from(FLOAT_DTYPES), data=st.data())
 def test_cross_entropy_gradient_is_softmax_minus_onehot_over_n(n: int, classes: int, dtype, data,
-                                                               device: str) -> None:
+                                                               device: str, implementation: Implementation) -> None:
     """CrossEntropyLoss on logits (N, C), mean over N samples: ∂L/∂z = (softmax(z) − onehot(k))/N."""
     z = data.draw(tensors((n, classes), dtype, device, -10, 10)).requires_grad_()
     k = data.draw(tensors((n,), torch.int64, device, 0, classes - 1))
     nn.CrossEntropyLoss()(z, k).backward()
-    torch.testing.assert_close(z.grad, cross_entropy_logit_grad(z.detach(), k))
+    torch.testing.assert_close(z.grad, implementation.cross_entropy_logit_grad(z.detach(), k))
 
 
 @given(shape=shapes(), dtype=st.sampled_from(FLOAT_DTYPES), data=st.data())
-def test_mse_gradient_is_two_residuals_over_n(shape, dtype, data, device: str) -> None:
+def test_mse_gradient_is_two_residuals_over_n(shape, dtype, data, device: str, implementation: Implementation) -> None:
     """MSELoss(ŷ, y), mean over N elements: ∂L/∂ŷ = 2(ŷ − y)/N."""
     pred = data.draw(tensors(shape, dtype, device, -100, 100)).requires_grad_()
     y = data.draw(tensors(shape, dtype, device, -100, 100))
     nn.MSELoss()(pred, y).backward()
-    torch.testing.assert_close(pred.grad, mse_grad(pred.detach(), y))
+    torch.testing.assert_close(pred.grad, implementation.mse_grad(pred.detach(), y))
 
 
 def test_penalties_and_loss_gradients_name_bad_input() -> None:

@@ -15,6 +15,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from tests.registry import check, claim_cases
 from torchmech.capacity import EnsembleResult, batch_orders, train_ensemble
+from torchmech.claims import Implementation
 from torchmech.data.xor import make_xor
 from torchmech.exercises import Probe
 from torchmech.models import mlp
@@ -45,9 +46,9 @@ def test_xor_split_is_the_numpy_draw_in_float32() -> None:
 
 
 @given(n=st.integers(1, 200).map(lambda k: 2 * k), seed=st.integers(0, 2**32 - 1))
-def test_xor_label_is_one_unless_x0_x1_negative(n: int, seed: int) -> None:
+def test_xor_label_is_one_unless_x0_x1_negative(n: int, seed: int, implementation: Implementation) -> None:
     """For any size and seed: points lie in [−1, 1]², label 1 unless x0·x1 < 0, halves of n/2."""
-    d = make_xor(n, seed)
+    d = implementation.make_xor(n, seed)
     assert len(d.x_train) == len(d.x_valid) == n // 2
     assert np.all(np.abs(d.x) <= 1)
     np.testing.assert_array_equal(d.y, (d.x[:, 0] * d.x[:, 1] >= 0).astype(np.float64))
@@ -68,7 +69,7 @@ def test_history_holds_plain_floats_per_epoch() -> None:
         assert len(series) == 3 and all(type(v) is float for v in series)
 
 
-def test_epoch_loss_is_the_mean_over_batches_and_accuracy_over_samples() -> None:
+def test_epoch_loss_is_the_mean_over_batches_and_accuracy_over_samples(implementation: Implementation) -> None:
     """Epoch loss = Σ batch losses / len(loader) (uneven last batch included); accuracy = right
     answers / samples; validation runs under no_grad in eval mode."""
     x = torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0], [0.0, -1.0], [0.5, 0.5]])
@@ -79,7 +80,7 @@ def test_epoch_loss_is_the_mean_over_batches_and_accuracy_over_samples() -> None
         batch_losses = [nn.BCELoss()(model(xb)[:, 0], yb).item() for xb, yb in loader]
         right = binary_correct(model(x)[:, 0], y).item()
     model.calls.clear()
-    h = train(model, nn.BCELoss(), torch.optim.SGD(model.parameters(), lr=0.0), loader, 1,
+    h = implementation.train(model, nn.BCELoss(), torch.optim.SGD(model.parameters(), lr=0.0), loader, 1,
               valid_batches=loader, correct=binary_correct)
     assert h.train_loss[0] == pytest.approx(sum(batch_losses) / 3, rel=1e-12)
     assert h.valid_loss[0] == pytest.approx(sum(batch_losses) / 3, rel=1e-12)

@@ -16,6 +16,7 @@ from torch import nn
 
 from tests.registry import check, claim_cases
 from tests.strategies import reals, torch_seeds
+from torchmech.claims import Implementation
 from torchmech.data.xor import make_xor
 from torchmech.init import glorot_bound
 from torchmech.layers import NoisyLinear
@@ -46,10 +47,11 @@ def test_mymodule_repr_and_registered_layers() -> None:
 
 
 @given(x=st.lists(st.tuples(reals(-2, 2), reals(-2, 2)), min_size=1, max_size=16), seed=torch_seeds)
-def test_mymodule_equals_sequential_with_the_same_weights(x, seed: int, device: str) -> None:
+def test_mymodule_equals_sequential_with_the_same_weights(x, seed: int, device: str,
+                                                          implementation: Implementation) -> None:
     """A ModuleList looped in forward computes what nn.Sequential does: same outputs, same gradients."""
     torch.manual_seed(seed)
-    mine = ModuleListModel().to(device)
+    mine = implementation.ModuleListModel().to(device)
     seq = mlp((2, 4, 4, 1)).to(device)
     seq.load_state_dict({k.removeprefix("module_list."): v for k, v in mine.state_dict().items()})
     xt = torch.tensor(x, device=device)
@@ -61,7 +63,7 @@ def test_mymodule_equals_sequential_with_the_same_weights(x, seed: int, device: 
         torch.testing.assert_close(p.grad, q.grad, rtol=0, atol=0)
 
 
-def test_predict_gives_0_1_floats_for_numpy_and_tensors(device: str) -> None:
+def test_predict_gives_0_1_floats_for_numpy_and_tensors(device: str, implementation: Implementation) -> None:
     """predict(x): class 1 where the output ≥ 0.5, as 0/1 floats; NumPy in (as mlxtend calls it,
     float64), float32 NumPy out; tensor in, tensor out on the device.
 
@@ -70,7 +72,7 @@ def test_predict_gives_0_1_floats_for_numpy_and_tensors(device: str) -> None:
     ``>= 0.5``), x₀ = ∓2⁻¹⁶ gives σ just below / just above 0.5 (0.5 ∓ 2⁻¹⁸: 128 float32 steps
     from 0.5, safe from any kernel's last-bit error), and ±3 far from it. Asserted: exactly the
     0/1 floats written below."""
-    model = ModuleListModel()
+    model = implementation.ModuleListModel()
     first, middle, last = (m for m in model.module_list if isinstance(m, nn.Linear))
     with torch.no_grad():
         first.weight.copy_(torch.tensor([[1.0, 0.0], [-1.0, 0.0], [0.0, 0.0], [0.0, 0.0]]))
@@ -109,11 +111,11 @@ def test_noisy_linear_parameters_repr_and_reset() -> None:
 
 
 @given(seed=torch_seeds, x=st.lists(reals(-3, 3), min_size=4, max_size=4))
-def test_noise_follows_the_mode(seed: int, x, device: str) -> None:
+def test_noise_follows_the_mode(seed: int, x, device: str, implementation: Implementation) -> None:
     """Without noise (eval mode, or training=False) the layer is deterministic and equals x·w + b;
     in train mode (or training=True) two calls differ; an explicit bool beats the module's mode."""
     torch.manual_seed(seed)
-    layer = NoisyLinear(4, 3).to(device)
+    layer = implementation.NoisyLinear(4, 3).to(device)
     with torch.no_grad():
         layer.b.normal_()
     xt = torch.tensor([x], device=device)
@@ -157,13 +159,14 @@ def test_noise_law_mean_zero_and_variance_sigma2_w_squared(device: str) -> None:
 
 
 @given(seed=torch_seeds)
-def test_training_gradients_are_those_of_the_noisy_input(seed: int, device: str) -> None:
+def test_training_gradients_are_those_of_the_noisy_input(seed: int, device: str,
+                                                         implementation: Implementation) -> None:
     """In training the layer is y = (x + ε)·w + b with ε a constant: for L = Σ y², g = ∂L/∂y = 2y,
     the gradients are the closed forms ∂w = (x + ε)ᵀg, ∂b = Σ_rows g, ∂x = g·wᵀ (ε gets none).
     ε is replayed from the saved RNG state with the book's ``torch.normal(0, σ, shape)`` (in x's
     dtype and device), not by asking the layer; y itself must equal (x + ε)·w + b."""
     torch.manual_seed(seed)
-    layer = NoisyLinear(4, 2, 0.5).to(device, torch.float64)
+    layer = implementation.NoisyLinear(4, 2, 0.5).to(device, torch.float64)
     with torch.no_grad():
         layer.b.normal_()  # a nonzero bias, so that ∂b and y test it
     x = torch.randn(3, 4, dtype=torch.float64, device=device, requires_grad=True)
@@ -183,9 +186,9 @@ def test_training_gradients_are_those_of_the_noisy_input(seed: int, device: str)
     torch.testing.assert_close(x.grad, g @ w.T)
 
 
-def test_zero_noise_is_nn_linear_with_the_transposed_weight(device: str) -> None:
+def test_zero_noise_is_nn_linear_with_the_transposed_weight(device: str, implementation: Implementation) -> None:
     """noise_stddev=0: NoisyLinear is nn.Linear whose weight is w transposed, in training too."""
-    layer = NoisyLinear(4, 3, 0.0).to(device)
+    layer = implementation.NoisyLinear(4, 3, 0.0).to(device)
     lin = nn.Linear(4, 3).to(device)
     with torch.no_grad():
         lin.weight.copy_(layer.w.T)
@@ -195,16 +198,17 @@ def test_zero_noise_is_nn_linear_with_the_transposed_weight(device: str) -> None
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_noise_is_drawn_on_the_inputs_device_and_dtype(dtype: torch.dtype, device: str) -> None:
+def test_noise_is_drawn_on_the_inputs_device_and_dtype(dtype: torch.dtype, device: str,
+                                                       implementation: Implementation) -> None:
     """The noise follows x: float64 on CUDA works (the book's torch.normal drew float32 on the CPU).
     The device half runs on every machine: for an input on the ``meta`` device (shapes, no
     storage), the noise and the training output are meta tensors of x's dtype, not CPU ones."""
-    layer = NoisyLinear(2, 2).to(device, dtype)
+    layer = implementation.NoisyLinear(2, 2).to(device, dtype)
     x = torch.zeros(3, 2, device=device, dtype=dtype)
     assert layer.noise(x).dtype == dtype and layer.noise(x).device.type == device
     out = layer(x, training=True)
     assert out.dtype == dtype and out.device.type == device
-    meta_layer = NoisyLinear(2, 2).to("meta", dtype)
+    meta_layer = implementation.NoisyLinear(2, 2).to("meta", dtype)
     x_meta = torch.zeros(3, 2, device="meta", dtype=dtype)
     eps = meta_layer.noise(x_meta)
     assert eps.is_meta and eps.dtype == dtype and eps.shape == (3, 2)

@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 from torch import nn
 
 from tests.registry import check, claim_cases
-from torchmech.data.auto_mpg import BUNDLED, COLUMNS, bucketize_year, load_auto_mpg, mpg_features
+from torchmech.claims import Implementation
+from torchmech.data.auto_mpg import BUNDLED, COLUMNS, load_auto_mpg
 
 pytestmark = pytest.mark.s7
 
@@ -56,18 +57,18 @@ def test_load_auto_mpg_reads_a_users_file_and_names_a_bad_one(tmp_path) -> None:
 
 
 # --- features -----------------------------------------------------------------------------------
-def test_standardised_columns_have_train_mean_0_and_std_1() -> None:
+def test_standardised_columns_have_train_mean_0_and_std_1(implementation: Implementation) -> None:
     """The 5 continuous columns are standardised with the train mean and std (ddof 1)."""
-    x = mpg_features().x_train[:, :5].double()
+    x = implementation.mpg_features().x_train[:, :5].double()
     # standardised in float64, then stored as float32 (relative rounding 6e-8 on values of order 1):
     # the train mean is 0 and the std 1 to 1e-6, far tighter than any wrong statistic would give
     torch.testing.assert_close(x.mean(0), torch.zeros(5, dtype=torch.float64), rtol=0, atol=1e-6)
     torch.testing.assert_close(x.std(0), torch.ones(5, dtype=torch.float64), rtol=0, atol=1e-6)
-    onehot = mpg_features().x_train[:, 6:]
+    onehot = implementation.mpg_features().x_train[:, 6:]
     assert torch.equal(onehot.sum(1), torch.ones(len(onehot)))
 
 
-def test_test_split_is_standardised_with_the_train_statistics() -> None:
+def test_test_split_is_standardised_with_the_train_statistics(implementation: Implementation) -> None:
     """Both splits are scaled with the TRAIN split's mean and std (ddof 1), recomputed here by hand
     from ``load_auto_mpg().dropna()`` and the same ``train_test_split(train_size=0.8,
     random_state=1)``, independently of ``mpg_features``; the rows come in the same order (same
@@ -78,7 +79,7 @@ def test_test_split_is_standardised_with_the_train_statistics() -> None:
     cols = ["Cylinders", "Displacement", "Horsepower", "Weight", "Acceleration"]
     df_train, df_test = train_test_split(load_auto_mpg().dropna(), train_size=0.8, random_state=1)
     mean, std = df_train[cols].mean(), df_train[cols].std()  # pandas' std: ddof 1
-    d = mpg_features()
+    d = implementation.mpg_features()
     for x, y, part in ((d.x_train, d.y_train, df_train), (d.x_test, d.y_test, df_test)):
         torch.testing.assert_close(y, torch.tensor(part["MPG"].to_numpy(), dtype=torch.float32), rtol=0, atol=0)
         expected = torch.tensor(((part[cols] - mean) / std).to_numpy())
@@ -98,9 +99,9 @@ def test_books_loc_standardisation_is_an_erratum_on_pandas_3() -> None:
 
 
 @given(year=st.integers(60, 90))
-def test_model_year_buckets(year: int) -> None:
+def test_model_year_buckets(year: int, implementation: Implementation) -> None:
     """bucketize(year, [73, 76, 79], right=True): ≤ 72 → 0, 73–75 → 1, 76–78 → 2, ≥ 79 → 3."""
-    bucket = bucketize_year(torch.tensor([year])).item()
+    bucket = implementation.bucketize_year(torch.tensor([year])).item()
     assert bucket == sum(year >= b for b in (73, 76, 79))
 
 

@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from tests.registry import check, claim_cases
 from torchmech.autodiff import fgsm, saliency
-from torchmech.claims import claim
+from torchmech.claims import Implementation, claim
 from torchmech.data.mnist import (
     DirectorySource,
     MnistDataError,
@@ -30,7 +30,6 @@ from torchmech.data.mnist import (
 from torchmech.models import mnist_mlp
 from torchmech.plots import saliency_grid
 from torchmech.runs import mnist_run, mnist_train_batches
-from torchmech.train import ShuffledBatches
 
 if TYPE_CHECKING:
     from torchmech.claims import Context
@@ -134,7 +133,7 @@ def test_loading_without_the_files_says_how_to_fetch(tmp_path: Path) -> None:
 
 
 # --- the real data ----------------------------------------------------------------------------------
-def test_fast_path_batches_are_the_dataloaders_batches(mnist_root: Path) -> None:
+def test_fast_path_batches_are_the_dataloaders_batches(mnist_root: Path, implementation: Implementation) -> None:
     """ShuffledBatches replays DataLoader(shuffle=True)'s two RNG draws per epoch: over two epochs
     of a 1,000-sample set, and the first 40 batches of the book's ToTensor pipeline, the batches
     are identical — pixels ToTensor-scaled to [0, 1] included."""
@@ -142,7 +141,7 @@ def test_fast_path_batches_are_the_dataloaders_batches(mnist_root: Path) -> None
     torch.manual_seed(5)
     book = [b for _ in range(2) for b in DataLoader(TensorDataset(x, y), batch_size=64, shuffle=True)]
     torch.manual_seed(5)
-    fast = [b for _ in range(2) for b in ShuffledBatches(x, y, 64)]
+    fast = [b for _ in range(2) for b in implementation.ShuffledBatches(x, y, 64)]
     assert len(book) == len(fast) == 32
     for (bx, by), (fx, fy) in zip(book, fast, strict=True):
         assert torch.equal(bx, fx) and torch.equal(by, fy)
