@@ -61,8 +61,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--runslow", action="store_true", default=False,
                      help="also run tests marked slow (full-length trainings)")
     parser.addoption("--impl", default=os.environ.get("TORCHMECH_IMPL"), metavar="DIR",
-                     help="grade a learner's workspace (`torchmech learn init DIR`): the registry's claims run on "
-                          "its exercises, the reference where one is not started (default $TORCHMECH_IMPL)")
+                     help="grade a learner's workspace (`torchmech learn init DIR`; write --impl=DIR): the registry's "
+                          "claims and the exercises' property tests run on it, the reference where an exercise is not "
+                          "started (default $TORCHMECH_IMPL)")
 
 
 def pytest_configure(config: pytest.Config) -> None:

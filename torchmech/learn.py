@@ -59,7 +59,7 @@ until you write it; its docstring says the task and which claims of the chapter 
     torchmech learn status --impl .          # every section: not started / failing / done
     torchmech learn check s1 --impl .        # grade §1 against the book's values and laws
     torchmech learn check s1 --impl . --hint # one more hint for the first unfinished exercise
-    pytest --impl .                          # the whole specification on your code
+    pytest --impl=PATH/TO/THIS/FOLDER        # in a torchmech checkout: the specification on your code
 
 An exercise you have not started falls back to torchmech's own version, so you can work on one
 at a time. Nothing here is overwritten by `torchmech learn init`.
