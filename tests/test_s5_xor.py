@@ -17,7 +17,7 @@ from tests.registry import check, claim_cases
 from torchmech.capacity import EnsembleResult, batch_orders, train_ensemble
 from torchmech.claims import Implementation
 from torchmech.data.xor import make_xor
-from torchmech.exercises import Probe
+from torchmech.exercises import exercise
 from torchmech.models import mlp
 from torchmech.runs import SHARED, xor_run
 from torchmech.train import History, binary_correct, train
@@ -71,21 +71,10 @@ def test_history_holds_plain_floats_per_epoch() -> None:
 
 def test_epoch_loss_is_the_mean_over_batches_and_accuracy_over_samples(implementation: Implementation) -> None:
     """Epoch loss = Σ batch losses / len(loader) (uneven last batch included); accuracy = right
-    answers / samples; validation runs under no_grad in eval mode."""
-    x = torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0], [0.0, -1.0], [0.5, 0.5]])
-    y = torch.tensor([1.0, 1.0, 0.0, 0.0, 1.0])
-    model = Probe()
-    loader = DataLoader(TensorDataset(x, y), batch_size=2)  # batches of 2, 2, 1
-    with torch.no_grad():
-        batch_losses = [nn.BCELoss()(model(xb)[:, 0], yb).item() for xb, yb in loader]
-        right = binary_correct(model(x)[:, 0], y).item()
-    model.calls.clear()
-    h = implementation.train(model, nn.BCELoss(), torch.optim.SGD(model.parameters(), lr=0.0), loader, 1,
-              valid_batches=loader, correct=binary_correct)
-    assert h.train_loss[0] == pytest.approx(sum(batch_losses) / 3, rel=1e-12)
-    assert h.valid_loss[0] == pytest.approx(sum(batch_losses) / 3, rel=1e-12)
-    assert h.train_acc[0] == h.valid_acc[0] == right / 5
-    assert model.calls == [(True, True)] * 3 + [(False, False)] * 3
+    answers / samples; validation runs under no_grad in eval mode; gradients are zeroed after every
+    step. The checks of the `train` exercise (torchmech/exercises.py), which grade a learner's loop too."""
+    for law in exercise("train").checks:
+        law(implementation)
 
 
 def test_printed_books_xor_divisor_is_an_erratum() -> None:

@@ -500,6 +500,10 @@ def _accuracies(history: Any) -> tuple[float, float]:
 XOR_OFF_CPU = Band(0.02, "2 of 100 points: kernel rounding over 200 epochs of SGD", digits=2)
 
 
+def _class1_counts(data: Any) -> tuple[int, int]:
+    return int(data.y_train.sum()), int(data.y_valid.sum())
+
+
 def _median(t: torch.Tensor) -> float:
     return t.median().item()
 
@@ -509,7 +513,7 @@ _add(
           "-0.16595599, 0.44064899", lambda ctx: ", ".join(f"{v:.8f}" for v in ctx.impl.make_xor().x[0]),
           Exact(), device_free=True),
     Claim("s5.data.class1", "class-1 labels (x0·x1 ≥ 0) among the 100 training / 100 validation points", "53 / 53",
-          lambda ctx: (int(ctx.impl.make_xor().y_train.sum()), int(ctx.impl.make_xor().y_valid.sum())),
+          lambda ctx: _class1_counts(ctx.impl.make_xor()),
           Exact(), device_free=True),
     Claim("s5.logistic.accuracy", "logistic regression (SGD lr 0.001, 200 epochs) cannot solve XOR: train / valid acc",
           "0.64 / 0.71", lambda ctx: _accuracies(ctx.xor_notebook("logistic")[1]), OffCpu(Exact(2), XOR_OFF_CPU)),
@@ -628,6 +632,11 @@ def _mpg_table(ctx: Context):  # -> pandas DataFrame
     return ctx.impl.load_auto_mpg()
 
 
+def _row_counts(df: Any) -> tuple[int, int, int]:
+    """Rows, rows with an unknown horsepower, rows left by dropna."""
+    return len(df), int(df["Horsepower"].isna().sum()), len(df.dropna())
+
+
 def _train_split(df):  # the book's split, on any frame with the book's columns
     from sklearn.model_selection import train_test_split
 
@@ -650,8 +659,7 @@ def _year_repair(ctx: Context) -> tuple[str, str]:
 _add(
     Claim("s7.data.rows", "read_csv(na_values='?', comment='\\t', sep=' ', skipinitialspace=True): rows, unknown "
           "horsepowers, rows after dropna", "398 / 6 / 392",
-          lambda ctx: (len(_mpg_table(ctx)), int(_mpg_table(ctx)["Horsepower"].isna().sum()),
-                       len(_mpg_table(ctx).dropna())), Exact(), device_free=True),
+          lambda ctx: _row_counts(_mpg_table(ctx)), Exact(), device_free=True),
     Claim("s7.data.train_rows", "train_test_split(train_size=0.8, random_state=1): training rows", "313",
           lambda ctx: len(ctx.impl.mpg_features().x_train), Exact(), device_free=True),
     *(Claim(f"s7.data.train_mean.{col.lower().replace(' ', '_')}", f"the training split's mean {col}", value,

@@ -9,9 +9,6 @@ import torch
 #: Every device kind torchmech parametrises over, in the order tests list them.
 DEVICE_KINDS: tuple[str, ...] = ("cpu", "cuda", "mps")
 
-#: Where each claim holds off the CPU (bands measured on an H200, laws) is written in its rule:
-#: :mod:`torchmech.claims`.
-
 
 def is_available(kind: str) -> bool:
     """Whether a device kind (``cpu``, ``cuda``, ``mps``) can run tensors here."""

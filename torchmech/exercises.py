@@ -147,7 +147,7 @@ def _check_make_xor(impl: Any) -> None:
     expect(bool((d.y == want).all()), "label 1 unless x0·x1 < 0", d.y[:8])
 
 
-class Probe(nn.Module):
+class _Probe(nn.Module):
     """A linear classifier that records, per call, whether grad mode and train mode were on."""
 
     def __init__(self) -> None:
@@ -169,21 +169,23 @@ def _check_train(impl: Any) -> None:
     y = torch.tensor([1.0, 1.0, 0.0, 0.0, 1.0])
     loader = DataLoader(TensorDataset(x, y), batch_size=2)  # batches of 2, 2, 1
     torch.manual_seed(0)
-    model = Probe()
+    model = _Probe()
     with torch.no_grad():
         losses = [nn.BCELoss()(model(xb)[:, 0], yb).item() for xb, yb in loader]
         right = binary_correct(model(x)[:, 0], y).item()
     model.calls.clear()
     h = impl.train(model, nn.BCELoss(), torch.optim.SGD(model.parameters(), lr=0.0), loader, 1,
                    valid_batches=loader, correct=binary_correct)
-    expect(math.isclose(h.train_loss[0], sum(losses) / 3, rel_tol=1e-9),
-           f"the epoch loss = mean of the 3 batch losses = {sum(losses) / 3:.6f}", h.train_loss[0])
-    expect(h.train_acc[0] == right / 5, f"accuracy = right answers / 5 samples = {right / 5}", h.train_acc[0])
+    mean = sum(losses) / 3  # lr 0: the batch losses of training and of validation are the same
+    expect(math.isclose(h.train_loss[0], mean, rel_tol=1e-12) and math.isclose(h.valid_loss[0], mean, rel_tol=1e-12),
+           f"train and valid epoch loss = mean of the 3 batch losses = {mean:.6f}", (h.train_loss, h.valid_loss))
+    expect(h.train_acc[0] == h.valid_acc[0] == right / 5, f"accuracy = right answers / 5 samples = {right / 5}",
+           (h.train_acc, h.valid_acc))
     expect(model.calls == [(True, True)] * 3 + [(False, False)] * 3,
            "3 training calls with grad in train mode, then 3 validation calls under no_grad in eval mode",
            model.calls)
     torch.manual_seed(0)
-    model, ref = Probe(), Probe()
+    model, ref = _Probe(), _Probe()
     ref.load_state_dict(model.state_dict())
     impl.train(model, nn.BCELoss(), torch.optim.SGD(model.parameters(), lr=0.5), loader, 1, correct=binary_correct)
     opt = torch.optim.SGD(ref.parameters(), lr=0.5)

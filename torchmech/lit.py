@@ -31,10 +31,10 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, TensorDataset
 from torchmetrics import Accuracy
 
-from torchmech.data.mnist import fetch_mnist, mnist_split
+from torchmech.data.mnist import fetch_mnist, load_mnist, mnist_split, to_float_images
 from torchmech.models import mlp
 
 
@@ -160,7 +160,8 @@ def notebook_test_acc(model: nn.Module, data_path: str | Path | None = None, bat
     weighted = 0.0
     model.eval()
     with torch.no_grad():
-        for x, y in DataLoader(mnist_split(data_path).test, batch_size=batch_size):
+        images, labels = load_mnist(data_path, train=False)  # the test set only: no split to build
+        for x, y in DataLoader(TensorDataset(to_float_images(images), labels), batch_size=batch_size):
             right += int((model(x.to(device)).argmax(1).cpu() == y).sum())
             seen += len(y)
             weighted += right / seen * len(y)

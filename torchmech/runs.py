@@ -70,7 +70,6 @@ def xor_run(
     return net, history
 
 
-
 def xor_notebook_run(epochs: int = 200, device: str | torch.device | None = "cpu"
                      ) -> dict[str, tuple[nn.Module, History]]:
     """The book notebook's XOR cells in their order, where two runs are not reseeded.
@@ -95,6 +94,7 @@ def xor_notebook_run(epochs: int = 200, device: str | torch.device | None = "cpu
         runs[name] = net, train(net, nn.BCELoss(), torch.optim.SGD(net.parameters(), lr=lr), loader, epochs,
                                 valid, correct=binary_correct, device=device)
     return runs
+
 
 # --- §7 Auto MPG ----------------------------------------------------------------------------
 @dataclass
@@ -218,21 +218,18 @@ class Runs:
             self._cache[key] = RUN_FUNCTIONS[name](self, **kwargs)
         return self._cache[key]
 
-    def clear(self) -> None:
-        self._cache.clear()
-
 
 #: The process's runs, shared by pytest and ``torchmech chapter``.
 SHARED = Runs()
 
-#: Ensembles of §5–§6 by name: (builder, learning rate). 256 seeds each (:data:`ENSEMBLE_SEEDS`).
+#: The initialisation seeds of every §5–§6 ensemble (256).
 ENSEMBLE_SEEDS = range(1000, 1256)
 
 
-def _ensemble(runs: Runs, arch: str, device: str = "cpu", seeds: int = len(ENSEMBLE_SEEDS)) -> object:
-    """``arch`` is ``"noisy"`` (MyNoisyModule), ``"noisy0"`` (the same without noise, σ = 0) or hidden
-    widths joined by ``x``: ``""`` (logistic
-    regression), ``"4x4"`` (§5's MLP), ``"8"``, ``"4x4x4"``…"""
+def _ensemble(runs: Runs, arch: str, device: str = "cpu") -> object:
+    """The 256-seed ensemble of ``arch``: ``"noisy"`` (MyNoisyModule), ``"noisy0"`` (the same without
+    noise, σ = 0) or hidden widths joined by ``x``: ``""`` (logistic regression), ``"4x4"`` (§5's MLP),
+    ``"8"``, ``"4x4x4"``…"""
     from torchmech.capacity import train_ensemble
 
     if arch in ("noisy", "noisy0"):
@@ -240,7 +237,7 @@ def _ensemble(runs: Runs, arch: str, device: str = "cpu", seeds: int = len(ENSEM
     else:
         hidden = tuple(int(w) for w in arch.split("x")) if arch else ()
         build = lambda: mlp((2, *hidden, 1))  # noqa: E731
-    return train_ensemble(build, make_xor(), ENSEMBLE_SEEDS[:seeds], device=device)
+    return train_ensemble(build, make_xor(), ENSEMBLE_SEEDS, device=device)
 
 
 def _lightning(runs: Runs, epochs: int = 10, device: str = "cpu", quick: bool = False,
