@@ -6,6 +6,9 @@
 * A test that takes a ``device`` argument runs once per device: ``cpu``, ``cuda`` (skipped,
   with the reason, where there is no GPU) and ``mps`` where present. Golden values are
   asserted on the CPU; on other devices the same test asserts the law or band.
+  ``--backend=NAME`` (:mod:`torchmech.backends`: ``compile``, ``cpu-bf16``, ``cuda-tf32``…) runs them
+  once, on that backend's device, and the registry's claims on that backend (judged against the
+  float64 arbiter).
 * Hypothesis profiles ``dev`` (default), ``ci`` (the built-in one plus ``deadline=None``;
   loaded when ``CI`` is set), ``thorough``; choose with ``HYPOTHESIS_PROFILE`` or
   ``--hypothesis-profile``. Torch's global RNG is registered with hypothesis, and tests
@@ -64,6 +67,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                      help="grade a learner's workspace (`torchmech learn init DIR`; write --impl=DIR): the registry's "
                           "claims and the exercises' property tests run on it, the reference where an exercise is not "
                           "started (default $TORCHMECH_IMPL)")
+    parser.addoption("--backend", default=None, metavar="NAME",
+                     help="run the device-parametrised tests and the registry's claims on this backend (write "
+                          "--backend=NAME): compile, cpu-fp64, cpu-bf16, deterministic, cuda-tf32, …")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -76,8 +82,27 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 # --- devices --------------------------------------------------------------------------------
-def device_params() -> list:
-    """``cpu`` always, ``cuda`` always (skipped with a reason when absent), ``mps`` where present."""
+def chosen_backend(config: pytest.Config) -> str | None:
+    """``--backend``'s name, checked: an unknown or unavailable backend stops the run with one line."""
+    name = config.getoption("--backend")
+    if name is None:
+        return None
+    from torchmech.backends import usable
+
+    try:
+        usable(name)
+    except ValueError as err:
+        raise pytest.UsageError(str(err)) from None
+    return name
+
+
+def device_params(backend: str | None = None) -> list:
+    """``cpu`` always, ``cuda`` always (skipped with a reason when absent), ``mps`` where present; under
+    ``--backend`` only that backend's device, with the backend's name as the id."""
+    if backend is not None:
+        from torchmech.backends import BACKENDS
+
+        return [pytest.param(BACKENDS[backend].device, id=backend)]
     params = [pytest.param("cpu", id="cpu")]
     params.append(pytest.param("cuda", id="cuda", marks=[
         pytest.mark.cuda,
@@ -90,7 +115,7 @@ def device_params() -> list:
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "device" in metafunc.fixturenames:
-        metafunc.parametrize("device", device_params())
+        metafunc.parametrize("device", device_params(chosen_backend(metafunc.config)))
 
 
 @pytest.fixture(autouse=True)

@@ -42,7 +42,13 @@ def implementation(pytestconfig: pytest.Config) -> Implementation:
     return cached_workspace(str(path)).impl
 
 
+@pytest.fixture(scope="session")
+def backend(pytestconfig: pytest.Config) -> str:
+    """The backend under test: ``--backend=NAME``, else ``"eager"`` (the plain backend of each device)."""
+    return pytestconfig.getoption("--backend") or "eager"
+
+
 @pytest.fixture
-def spec(device: str, runs: Runs, implementation: Implementation) -> Context:
-    """The registry's context on ``device``: the implementation under test, eager, not quick."""
-    return Context(device=torch.device(device), runs=runs, impl=implementation)
+def spec(device: str, runs: Runs, implementation: Implementation, backend: str) -> Context:
+    """The registry's context on ``device``: the implementation under test, the backend, not quick."""
+    return Context(device=torch.device(device), backend=backend, runs=runs, impl=implementation)

@@ -103,3 +103,140 @@ def test_cli_bench_writes_json_and_png(tmp_path: Path, capsys: pytest.CaptureFix
     assert len(data["records"]) == 4 and data["gemm_peak_tflops"]["cpu/fp32"] > 0
     assert data["environment"]["torch"] == torch.__version__
     assert (tmp_path / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# --- `torchmech bench --backends`: speed per backend beside the conformance verdict ---------------------------
+def _bench_backends(tmp_path: Path, *argv: str) -> tuple[int, str, str, dict | None]:
+    """Run `torchmech bench --quick --out tmp_path ARGV`; (exit code, stdout, stderr, bench-backends.json)."""
+    import contextlib
+    import io
+
+    from torchmech.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(["bench", "--quick", "--out", str(tmp_path), *argv])
+    path = tmp_path / "bench-backends.json"
+    return code, out.getvalue(), err.getvalue(), json.loads(path.read_text()) if path.exists() else None
+
+
+def _rows(stdout: str) -> dict[tuple[str, str], str]:
+    """The printed table's rows by (backend, model name), the whole line as the value."""
+    return {(line.split()[0], line.split()[1]): line for line in stdout.splitlines()[2:]
+            if line.strip() and not line.startswith(("compile s", "wrote")) and len(line.split()) > 2}
+
+
+def test_bench_backends_one_row_per_backend_and_model(tmp_path: Path) -> None:
+    """`bench --backends cpu-fp64 deterministic --models xor_mlp mpg` prints (and writes) one row per
+    backend × model, cpu timed first although not named (the ratios are to it); cpu's ratio is exactly
+    1.0, every other ratio is that backend's median over cpu's; step times are positive; without
+    --conformance every verdict reads "not run"."""
+    code, out, _, data = _bench_backends(tmp_path, "--backends", "cpu-fp64", "deterministic",
+                                         "--models", "xor_mlp", "mpg")
+    assert code == 0 and data is not None
+    pairs = [(r["backend"], r["model"]) for r in data["records"]]
+    assert pairs == [(b, m) for b in ("cpu", "cpu-fp64", "deterministic") for m in ("xor_mlp", "mpg")]
+    assert set(_rows(out)) == set(pairs)
+    cpu = {r["model"]: r["median_s"] for r in data["records"] if r["backend"] == "cpu"}
+    for r in data["records"]:
+        assert r["median_s"] > 0 and r["step_s"] == r["median_s"] and r["fraction"] is None
+        assert r["compile_s"] == max(r["first_s"] - r["median_s"], 0.0)
+        assert r["ratio"] == r["median_s"] / cpu[r["model"]]
+        assert r["conforms"] == "not run"
+    assert [r["ratio"] for r in data["records"] if r["backend"] == "cpu"] == [1.0, 1.0]
+    assert all(line.split()[-2:] == ["not", "run"] for line in _rows(out).values())
+
+
+def test_bench_backends_reports_compile_time_apart(tmp_path: Path) -> None:
+    """On `compile` (only the tiny XOR MLP is compiled: seconds), the first call's compiling is reported
+    apart: compile_s is more than 100 steady-state steps and more than eager cpu's first-call overhead,
+    while the step time itself stays a steady-state median (below compile_s / 100)."""
+    code, out, _, data = _bench_backends(tmp_path, "--backends", "compile", "--models", "xor_mlp")
+    assert code == 0 and data is not None
+    by = {r["backend"]: r for r in data["records"]}
+    assert set(by) == {"cpu", "compile"} and by["cpu"]["ratio"] == 1.0
+    assert by["compile"]["compile_s"] > 100 * by["compile"]["median_s"]
+    assert by["compile"]["compile_s"] > by["cpu"]["compile_s"]
+    assert float(_rows(out)["compile", "xor_mlp"].split()[4]) == pytest.approx(by["compile"]["compile_s"], abs=0.006)
+
+
+def test_bench_backends_mnist_epoch_says_its_fraction(mnist_root: Path) -> None:
+    """The MNIST epoch on the exact-order path: a quick run times its first batches and says the
+    fraction (3 of the 938 batches of an epoch); steps per call = those batches, step_s = median / 3;
+    cpu-fp64's epoch ratio is its median over cpu's."""
+    records = bench.time_backends(["cpu-fp64"], [bench.EPOCH], epoch_batches=3, repeats=1, data=mnist_root)
+    assert [(r.backend, r.model) for r in records] == [("cpu", bench.EPOCH), ("cpu-fp64", bench.EPOCH)]
+    cpu, fp64 = records
+    assert cpu.steps == fp64.steps == 3 and cpu.fraction == fp64.fraction == 3 / 938
+    assert cpu.step_s == cpu.median_s / 3 and cpu.ratio == 1.0 and fp64.ratio == fp64.median_s / cpu.median_s
+    assert "mnist epoch 3/938" in bench.format_backend_table(records, {})
+
+
+@pytest.mark.parametrize("argv", [["--backends", "no-such-backend"], ["--backends", "cpu", "--models", "resnet"]])
+def test_bench_backends_bad_name_is_a_one_line_error(tmp_path: Path, argv: list[str],
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """An unknown backend (or model) is one line on stderr, exit 2, naming the choices; nothing is timed
+    (no backend's step or epoch is run: all names are checked first) or written."""
+    monkeypatch.setattr(bench, "time_step", lambda *a, **k: pytest.fail("timed before checking the names"))
+    monkeypatch.setattr(bench, "time_epoch", lambda *a, **k: pytest.fail("timed before checking the names"))
+    code, out, err, data = _bench_backends(tmp_path, *argv)
+    assert code == 2 and out == "" and data is None
+    assert len(err.strip().splitlines()) == 1 and err.startswith("torchmech: error: ")
+    assert ("cpu, cpu-fp64, compile" in err) if argv[1] != "cpu" else ("xor_mlp, mpg, mnist, mnist_epoch" in err)
+
+
+def test_bench_backends_unavailable_backend_names_the_available_ones(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """A backend that cannot run here (no CUDA, no Apple GPU) is one line, exit 2, listing those that can,
+    before anything is timed (not even cpu)."""
+    monkeypatch.setattr(bench, "time_step", lambda *a, **k: pytest.fail("timed before checking the names"))
+    from torchmech.backends import BACKENDS, available_backends
+
+    missing = next((name for name, b in BACKENDS.items() if b.missing() is not None), None)
+    if missing is None:
+        pytest.skip("every backend runs on this machine")
+    code, _, err, data = _bench_backends(tmp_path, "--backends", "cpu", missing)
+    assert code == 2 and data is None and len(err.strip().splitlines()) == 1
+    assert "not available" in err and f"available: {', '.join(available_backends())}" in err
+
+
+def test_bench_backends_reads_the_conformance_verdict(tmp_path: Path) -> None:
+    """With --conformance FILE each backend's column counts its failing cells in that matrix: a fake
+    conformance.json with one failing cell on `deterministic` reads "1 FAIL" there, "holds (0 fail)" on
+    cpu; a backend absent from the matrix reads "not in matrix"; a quick matrix's verdicts say "quick"."""
+    fake = tmp_path / "conformance.json"
+    fake.write_text(json.dumps({"quick": False, "backends": {"cpu": {}, "cpu-fp64": {}, "deterministic": {}},
+                                "claims": [], "failed": [{"id": "s3.grad", "backend": "deterministic"}]}))
+    code, out, _, data = _bench_backends(tmp_path, "--backends", "deterministic", "--models", "xor_mlp",
+                                         "--conformance", str(fake))
+    assert code == 0 and data is not None
+    rows = _rows(out)
+    assert rows["deterministic", "xor_mlp"].endswith("1 FAIL")
+    assert rows["cpu", "xor_mlp"].endswith("holds (0 fail)")
+    assert data["verdicts"] == {"cpu": "holds (0 fail)", "deterministic": "1 FAIL"}
+    matrix = json.loads(fake.read_text())
+    assert bench.verdicts(matrix, ["cpu-bf16"]) == {"cpu-bf16": "not in matrix"}
+    assert bench.verdicts(matrix | {"quick": True}, ["cpu", "deterministic"]) == {  # a quick matrix says so
+        "cpu": "holds (0 fail, quick)", "deterministic": "1 FAIL (quick)"}
+
+
+@pytest.mark.parametrize("content", ["{not json", json.dumps({"records": []}), None])
+def test_bench_backends_bad_conformance_file_fails_before_timing(tmp_path: Path, content: str | None,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """A conformance file that is missing, not JSON, or not a conformance matrix is one line naming it,
+    exit 2, before anything is timed (time_backends is never called, no bench-backends.json)."""
+    monkeypatch.setattr(bench, "time_backends", lambda *a, **k: pytest.fail("timed before reading the file"))
+    fake = tmp_path / "conformance.json"
+    if content is not None:
+        fake.write_text(content)
+    code, _, err, data = _bench_backends(tmp_path, "--backends", "cpu", "--conformance", str(fake))
+    assert code == 2 and data is None and len(err.strip().splitlines()) == 1 and str(fake) in err
+
+
+def test_bench_threads_hold_for_the_command_only(tmp_path: Path) -> None:
+    """`bench --threads 1` times with one torch thread (the environment written says so) and gives the
+    process its thread count back afterwards."""
+    before = torch.get_num_threads()
+    code, out, _, data = _bench_backends(tmp_path, "--backends", "cpu", "--models", "xor_mlp", "--threads", "1")
+    assert code == 0 and data is not None and data["environment"]["threads"] == "1" and "1 CPU threads" in out
+    assert torch.get_num_threads() == before

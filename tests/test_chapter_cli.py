@@ -51,11 +51,13 @@ def test_chapter_table_has_a_row_per_claim(tmp_path: Path, capsys: pytest.Captur
 def test_quick_chapter_report_has_every_claim_and_its_images(tmp_path: Path) -> None:
     """`torchmech chapter --quick --out DIR`: chapter13.md has a row for every registry claim, every
     claim of §1–§7 holds on the CPU (--quick trims only §8 and §9), trimmed claims say so, the figures
-    load as images, and results.json holds every claim (the registry's order) and the environment.
+    load as images, and results.json holds every claim (the registry's order) and the environment;
+    chapter13.html is written beside them (its contents: tests/test_report.py).
     --quick leaves out §8–§9's long trainings and §5–§6's 256-seed ensembles: those claims say `quick`."""
     import matplotlib.image
 
     assert main(["chapter", "--quick", "--out", str(tmp_path)]) == 0
+    assert (tmp_path / "chapter13.html").read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
     md = (tmp_path / "chapter13.md").read_text()
     rows = [line for line in md.splitlines() if re.match(r"\| §\d", line)]
     assert [row.split("|")[2].strip().strip("`") for row in rows] == [c.id for c in claims()]

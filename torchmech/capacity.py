@@ -18,8 +18,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from torchmech.backends import Backend, resolve
 from torchmech.data.xor import XorData
-from torchmech.devices import resolve_device
 from torchmech.layers import NoisyLinear
 from torchmech.models import n_parameters
 from torchmech.train import binary_decision
@@ -110,6 +110,7 @@ def train_ensemble(
     lr: float = 0.015,
     order_seed: int = 0,
     device: str | torch.device | None = "cpu",
+    backend: Backend | str | None = None,
 ) -> EnsembleResult:
     """Train one copy of ``build()`` per seed, all at once, with SGD and BCE as in §5.
 
@@ -121,6 +122,8 @@ def train_ensemble(
         epochs, batch_size, lr: as in the book (200, 2, 0.015).
         order_seed: seeds the members' shuffles (:func:`batch_orders`).
         device: where to train.
+        backend: how (:mod:`torchmech.backends`); overrides ``device``. Its dtype holds the stacked
+            weights, its autocast wraps the forward pass, its compile compiles it.
 
     Every member's accuracy is measured after training on both halves. A ``NoisyLinear``
     first layer adds its noise to the inputs in training only.
@@ -131,7 +134,7 @@ def train_ensemble(
     n = len(data.x_train)
     if n % batch_size:
         raise ValueError(f"batch_size {batch_size} must divide the {n} training samples")
-    dev = resolve_device(device)
+    be = resolve(backend, device)
     members = []
     for s in seeds:
         torch.manual_seed(s)
@@ -140,16 +143,37 @@ def train_ensemble(
     noise = per_member[0][1]
     layers: Layers = []
     for i in range(len(per_member[0][0])):
-        w = torch.stack([layers_[i][0] for layers_, _ in per_member]).to(dev).requires_grad_()
-        b = torch.stack([layers_[i][1] for layers_, _ in per_member]).unsqueeze(1).to(dev).requires_grad_()
+        w = be.cast(torch.stack([layers_[i][0] for layers_, _ in per_member])).requires_grad_()
+        b = be.cast(torch.stack([layers_[i][1] for layers_, _ in per_member]).unsqueeze(1)).requires_grad_()
         layers.append((w, b))
     k, steps = len(seeds), n // batch_size
-    # SGD written out: for a few tiny tensors torch.optim.SGD's step costs more than its arithmetic
-    # (measured: the 2x4 ensemble's 200 epochs 7.8 s → 5.2 s); the same update, bit for bit.
+    x, y = be.cast(data.x_train), be.cast(data.y_train)
+    grad_sum = torch.zeros(k, len(layers), device=be.device, dtype=be.dtype)
+    orders = batch_orders(k, n, order_seed, be.device)
+    forward = be.function(_forward)
+    with be.active():
+        grad_sum = _sgd(layers, forward, x, y, orders, noise, be, epochs, steps, batch_size, lr, grad_sum)
+    trained = [(w.detach(), b.detach()) for w, b in layers]
+    return EnsembleResult(
+        seeds=seeds,
+        n_params=n_parameters(members[0]),
+        train_acc=_accuracy(trained, x, y),
+        valid_acc=_accuracy(trained, be.cast(data.x_valid), be.cast(data.y_valid)),
+        grad_norms=(grad_sum / steps).float().cpu(),
+        weights=[(w.float().cpu(), b.float().cpu()) for w, b in trained],
+    )
+
+
+def _sgd(layers: Layers, forward: Callable, x: torch.Tensor, y: torch.Tensor, orders: Iterator[torch.Tensor],
+         noise: float, be: Backend, epochs: int, steps: int, batch_size: int, lr: float,
+         grad_sum: torch.Tensor) -> torch.Tensor:
+    """The ensemble's SGD epochs (members' losses summed); returns the first epoch's summed gradient norms.
+
+    SGD written out: for a few tiny tensors torch.optim.SGD's step costs more than its arithmetic
+    (measured: the 2x4 ensemble's 200 epochs 7.8 s → 5.2 s); the same update, bit for bit.
+    """
+    k = layers[0][0].shape[0]
     params = [p for wb in layers for p in wb]
-    x, y = data.x_train.to(dev), data.y_train.to(dev)
-    grad_sum = torch.zeros(k, len(layers), device=dev)
-    orders = batch_orders(k, n, order_seed, dev)
     for epoch in range(epochs):
         order = next(orders)
         xs = x[order].view(k, steps, batch_size, -1)
@@ -157,8 +181,11 @@ def train_ensemble(
         for i in range(steps):
             xb = xs[:, i]
             if noise:
-                xb = xb + noise * torch.randn_like(xb)
-            loss = F.binary_cross_entropy(_forward(layers, xb), ys[:, i], reduction="none").mean(dim=1).sum()
+                # drawn in float32 whatever the backend's dtype: the arbiter sees the same noise
+                xb = xb + noise * torch.randn(xb.shape, device=xb.device).to(xb.dtype)
+            with be.autocast_context():
+                pred = forward(layers, xb)
+            loss = F.binary_cross_entropy(pred.to(be.dtype), ys[:, i], reduction="none").mean(dim=1).sum()
             loss.backward()
             if epoch == 0:
                 grad_sum += torch.stack([w.grad.flatten(1).norm(dim=1) for w, _ in layers], dim=1)
@@ -166,12 +193,4 @@ def train_ensemble(
                 for p in params:
                     p.add_(p.grad, alpha=-lr)
                     p.grad = None
-    trained = [(w.detach(), b.detach()) for w, b in layers]
-    return EnsembleResult(
-        seeds=seeds,
-        n_params=n_parameters(members[0]),
-        train_acc=_accuracy(trained, x, y),
-        valid_acc=_accuracy(trained, data.x_valid.to(dev), data.y_valid.to(dev)),
-        grad_norms=(grad_sum / steps).cpu(),
-        weights=[(w.cpu(), b.cpu()) for w, b in trained],
-    )
+    return grad_sum

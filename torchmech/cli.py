@@ -51,6 +51,30 @@ def build_parser() -> argparse.ArgumentParser:
                          help="data root (default $TORCHMECH_DATA or ~/.cache/torchmech)")
     chapter.add_argument("--json", action="store_true", help="print one JSON object on stdout")
 
+    conf = commands.add_parser("conformance", help="the chapter on every backend, judged against a float64 run: "
+                                                    "a matrix claim × backend")
+    conf.add_argument("--backends", nargs="+", default=None, metavar="NAME",
+                      help="backends to judge (default: every one available here; cpu and cpu-fp64 always run)")
+    conf.add_argument("--sections", nargs="+", choices=chapter_sections(), metavar="sN",
+                      help="only these sections (s1 … s9; default: all)")
+    conf.add_argument("--quick", action="store_true",
+                      help="trim the long runs as `chapter --quick` does (MNIST 2 epochs, no ensembles or Lightning)")
+    conf.add_argument("--out", type=Path, default=Path("reports"),
+                      help="write conformance.json and the heat map conformance.png here (default reports/)")
+    conf.add_argument("--data", type=Path, default=None, metavar="DIR", help="data root")
+    conf.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+
+    div = commands.add_parser("diverge", help="name the first operation where backend b leaves backend a "
+                                              "(judged against float64)")
+    div.add_argument("--a", default="cpu", metavar="NAME", help="the backend to compare with (default cpu)")
+    div.add_argument("--b", default="compile", metavar="NAME", help="the backend under suspicion (default compile)")
+    div.add_argument("--claim", default="s7.mpg.test_mse", metavar="ID",
+                     help="follow this claim's training run (default s7.mpg.test_mse)")
+    div.add_argument("--steps", type=_positive, default=3, help="training steps to record (default 3)")
+    div.add_argument("--out", type=Path, default=Path("reports"), help="where the repro file goes (default reports/)")
+    div.add_argument("--data", type=Path, default=None, metavar="DIR", help="data root")
+    div.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+
     xor = commands.add_parser("xor", help="§5–§6: train the chapter's XOR models, one seed or many at once")
     xor.add_argument("--model", default="mlp", choices=("logistic", "mlp", "modulelist", "noisy"),
                      help="logistic regression, the 2×4 MLP (Sequential or ModuleList), or MyNoisyModule")
@@ -115,6 +139,17 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--cuda-graphs", action="store_true",
                        help="on CUDA, capture each training step as a CUDA graph and replay it")
     bench.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    bench.add_argument("--backends", nargs="+", default=None, metavar="NAME",
+                       help="instead of the sweep: time the chapter's models (one training step each, and an MNIST "
+                            "epoch) on these backends (cpu, compile, cpu-bf16, …; cpu always runs), compile time "
+                            "apart, beside each backend's conformance verdict; writes OUT/bench-backends.json")
+    bench.add_argument("--models", nargs="+", default=None, metavar="MODEL",
+                       help="with --backends: only these (xor_mlp, mpg, mnist, mnist_epoch; default: all)")
+    bench.add_argument("--conformance", type=Path, default=None, metavar="FILE",
+                       help="with --backends: the conformance.json whose verdicts to show (default: 'not run')")
+    bench.add_argument("--data", type=Path, default=None, metavar="DIR", help="data root (the MNIST epoch)")
+    bench.add_argument("--threads", type=_positive, default=None, metavar="N",
+                       help="torch's CPU threads for this run (default: torch's own; 1 is steadier on a busy CPU)")
 
     learn = commands.add_parser("learn", help="write the chapter yourself: the same specification grades it")
     learn_commands = learn.add_subparsers(dest="learn_command", required=True, parser_class=_Parser)
@@ -208,32 +243,64 @@ class _UsageError(Exception):
 
 
 def _bench(args: argparse.Namespace, device: torch.device) -> dict:
+    """``torchmech bench``: the width × batch sweep, or with ``--backends`` the chapter's models per backend
+    beside each backend's conformance verdict (``--threads`` holds for this command only)."""
+    import torch
+
     from torchmech import bench
     from torchmech.devices import available_devices, resolve_device
     from torchmech.report import environment
 
-    devices = [str(resolve_device(d)) for d in args.device] if args.device else available_devices()
-    widths, batches = (args.widths, args.batches) if not args.quick else ([32, 256], [1, 64])
-    run_time = 0.05 if args.quick else 0.2
-    records = bench.sweep(widths, batches, devices, args.precisions, min_run_time=run_time)
-    if args.cuda_graphs and any(d.startswith("cuda") for d in devices):
-        cuda = [d for d in devices if d.startswith("cuda")]
-        records += bench.sweep(widths, batches, cuda, args.precisions, min_run_time=run_time, cuda_graphs=True)
-    def gemm_size(device: str) -> int:  # a GPU needs big matrices to reach its peak; a CPU is there at 2048
-        return (1024 if args.quick else 2048) * (4 if device.startswith("cuda") else 1)
+    threads = torch.get_num_threads()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        if args.backends is not None:
+            try:
+                matrix = bench.read_conformance(args.conformance)  # read first: a bad file fails before timing
+                with _progress(len(dict.fromkeys(["cpu", *args.backends])), "bench") as bar:
+                    records = bench.time_backends(
+                        args.backends, args.models or bench.BACKEND_MODELS, min_run_time=0.05 if args.quick else 0.2,
+                        epoch_batches=100 if args.quick else None, repeats=1 if args.quick else 3, data=args.data,
+                        progress=lambda name: (bar.set_postfix_str(f"{name} done"), bar.update()))
+            except ValueError as err:  # an unknown or unavailable backend, an unknown model, a bad conformance file
+                raise _UsageError(str(err)) from None
+            verdict = bench.verdicts(matrix, dict.fromkeys(r.backend for r in records))
+            path = bench.write_backend_results(records, verdict, args.out, environment("cpu"), args.quick,
+                                               args.conformance)
+            if not args.json:
+                print(bench.format_backend_table(records, verdict))
+                print("\ncompile s: the first call (compiling, under compile) minus the steady-state median; "
+                      "step ms: median of one training step (forward, backward, optimizer step); × cpu: against "
+                      "the cpu backend; mnist epoch: §8's MLP on the exact-order fast path; "
+                      f"{torch.get_num_threads()} CPU threads; inductor caches {bench.inductor_caches()} "
+                      f"(TORCHINDUCTOR_FORCE_DISABLE_CACHES=1: cold compiles).\nwrote {path}")
+            return {"backends": list(verdict), "quick": args.quick, "conformance": verdict, "files": [str(path)],
+                    "records": [r.__dict__ | {"step_s": r.step_s} for r in records]}
+        devices = [str(resolve_device(d)) for d in args.device] if args.device else available_devices()
+        widths, batches = (args.widths, args.batches) if not args.quick else ([32, 256], [1, 64])
+        run_time = 0.05 if args.quick else 0.2
+        records = bench.sweep(widths, batches, devices, args.precisions, min_run_time=run_time)
+        if args.cuda_graphs and any(d.startswith("cuda") for d in devices):
+            cuda = [d for d in devices if d.startswith("cuda")]
+            records += bench.sweep(widths, batches, cuda, args.precisions, min_run_time=run_time, cuda_graphs=True)
+        def gemm_size(device: str) -> int:  # a GPU needs big matrices to reach its peak; a CPU is there at 2048
+            return (1024 if args.quick else 2048) * (4 if device.startswith("cuda") else 1)
 
-    peaks = {(d.split(":")[0], p): bench.gemm_peak(d, p, gemm_size(d))
-             for d in devices for p in args.precisions if p == "fp32" or d.startswith("cuda")}
-    files = bench.write_results(records, peaks, args.out, environment(devices[-1]))
-    if not args.json:
-        print(bench.format_table(records, peaks))
-        if not any(d.startswith("cuda") for d in devices):
-            print("CUDA was not available: CPU only, no crossover to mark.")
-        else:
-            print("crossover (smallest batch where CUDA wins), per width:", bench.crossover(records))
-    return {"devices": devices, "files": [str(f) for f in files],
-            "crossover_batch": {str(k): v for k, v in bench.crossover(records).items()},
-            "gemm_peak_tflops": {f"{d}/{p}": v for (d, p), v in peaks.items()}}
+        peaks = {(d.split(":")[0], p): bench.gemm_peak(d, p, gemm_size(d))
+                 for d in devices for p in args.precisions if p == "fp32" or d.startswith("cuda")}
+        files = bench.write_results(records, peaks, args.out, environment(devices[-1]))
+        if not args.json:
+            print(bench.format_table(records, peaks))
+            if not any(d.startswith("cuda") for d in devices):
+                print("CUDA was not available: CPU only, no crossover to mark.")
+            else:
+                print("crossover (smallest batch where CUDA wins), per width:", bench.crossover(records))
+        return {"devices": devices, "files": [str(f) for f in files],
+                "crossover_batch": {str(k): v for k, v in bench.crossover(records).items()},
+                "gemm_peak_tflops": {f"{d}/{p}": v for (d, p), v in peaks.items()}}
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _fetch(args: argparse.Namespace, device: None) -> dict:
@@ -307,6 +374,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
     if args.command == "learn":
         return _learn(args)
+    if args.command in ("conformance", "diverge"):
+        return _conformance(args) if args.command == "conformance" else _diverge(args)
     if args.command != "chapter":
         from torchmech.data.mnist import MnistDataError
 
@@ -453,6 +522,75 @@ def _chapter(args: argparse.Namespace, device: torch.device) -> int:
         print(rep.table())
         print(f"\n{rep.verdict(files[0])}")
     return rep.exit_code
+
+
+def _conformance(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from torchmech.conformance import chosen_backends, run_conformance
+    from torchmech.data.mnist import MnistDataError
+
+    try:
+        names = chosen_backends(args.backends)
+        args.out.mkdir(parents=True, exist_ok=True)
+    except ValueError as err:
+        print(f"torchmech: error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:
+        print(f"torchmech: error: cannot create the report folder {args.out}: {err.strerror or err}", file=sys.stderr)
+        return 2
+    sections = args.sections or chapter_sections()
+    try:
+        with tqdm(total=len(names), desc="conformance", file=sys.stderr, disable=None) as bar, \
+                contextlib.redirect_stdout(sys.stderr), _quiet_libraries(import_lightning="s9" in sections):
+            def done(name: str) -> None:
+                bar.set_postfix_str(f"{name} done")
+                bar.update(1)
+
+            matrix = run_conformance(names, args.sections, quick=args.quick, data=args.data, progress=done)
+            files = matrix.write(args.out)
+    except MnistDataError as err:
+        print(f"torchmech: error: {err}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(matrix.to_json() | {"report": [str(f) for f in files]}, indent=2))
+    else:
+        print(matrix.table())
+        print(f"\n{matrix.verdict()}; report: {files[0]}, heat map: {files[1]}")
+    return matrix.exit_code
+
+
+def _diverge(args: argparse.Namespace) -> int:
+    from torchmech.backends import usable
+    from torchmech.data.mnist import MnistDataError
+    from torchmech.diverge import diverge, run_of
+
+    try:
+        usable(args.a), usable(args.b), run_of(args.claim)
+        args.out.mkdir(parents=True, exist_ok=True)
+    except ValueError as err:
+        print(f"torchmech: error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:
+        print(f"torchmech: error: cannot create the folder {args.out}: {err.strerror or err}", file=sys.stderr)
+        return 2
+    try:
+        with contextlib.redirect_stdout(sys.stderr), _quiet_libraries(import_lightning=False):
+            found = diverge(args.a, args.b, args.claim, args.steps, args.data)
+            repro = found.repro(args.out / "diverge-repro.pt") if found.found else None
+    except MnistDataError as err:
+        print(f"torchmech: error: {err}", file=sys.stderr)
+        return 1
+    if args.json:
+        first = found.ratios[found.first] if found.found else None
+        print(json.dumps({"a": found.a, "b": found.b, "claim": found.claim_id, "steps": found.steps,
+                          "operations": len(found.ratios), "first": first and {"name": first[0], "ratio": first[1]},
+                          "report": found.describe(), "repro": repro}, indent=2))
+    else:
+        print(found.describe())
+        if repro:
+            print(f"\nrepro ({args.out / 'diverge-repro.pt'}):\n{repro}")
+    return 1 if found.found else 0
 
 
 if __name__ == "__main__":

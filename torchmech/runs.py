@@ -19,10 +19,10 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from torchmech.backends import Backend, resolve
 from torchmech.data.auto_mpg import mpg_features
 from torchmech.data.mnist import data_root, load_mnist, to_float_images
 from torchmech.data.xor import XorData, make_xor
-from torchmech.devices import resolve_device
 from torchmech.models import ModuleListModel, MyNoisyModule, logistic_regression, mlp, mnist_mlp, mpg_regressor
 from torchmech.train import History, ShuffledBatches, binary_correct, multiclass_correct, train
 
@@ -47,6 +47,7 @@ def xor_run(
     device: str | torch.device | None = "cpu",
     data: XorData | None = None,
     on_epoch_end: Callable[[int, History], None] | None = None,
+    backend: Backend | str | None = None,
 ) -> tuple[nn.Module, History]:
     """One of the chapter's XOR trainings, as the printed code runs it.
 
@@ -54,7 +55,7 @@ def xor_run(
     book's logistic and noisy runs do exactly this; its MLP and ModuleList runs were not
     reseeded, so their printed numbers depend on the cells that ran before them); batch 2,
     ``DataLoader(shuffle=True)``, BCE, SGD at the book's learning rate; validation on the
-    whole validation half as one batch.
+    whole validation half as one batch. ``backend`` (:mod:`torchmech.backends`) overrides ``device``.
     """
     if model not in XOR_MODELS:
         raise ValueError(f"unknown XOR model {model!r}: choose from {', '.join(XOR_MODELS)}")
@@ -66,12 +67,12 @@ def xor_run(
     optimizer = torch.optim.SGD(net.parameters(), lr=lr)
     torch.manual_seed(seed)
     history = train(net, nn.BCELoss(), optimizer, loader, epochs, [(data.x_valid, data.y_valid)],
-                    correct=binary_correct, device=device, on_epoch_end=on_epoch_end)
+                    correct=binary_correct, device=device, on_epoch_end=on_epoch_end, backend=backend)
     return net, history
 
 
-def xor_notebook_run(epochs: int = 200, device: str | torch.device | None = "cpu"
-                     ) -> dict[str, tuple[nn.Module, History]]:
+def xor_notebook_run(epochs: int = 200, device: str | torch.device | None = "cpu",
+                     backend: Backend | str | None = None) -> dict[str, tuple[nn.Module, History]]:
     """The book notebook's XOR cells in their order, where two runs are not reseeded.
 
     ``torch.manual_seed(1)``; one ``DataLoader(shuffle=True)`` for all runs; the logistic model,
@@ -92,8 +93,14 @@ def xor_notebook_run(epochs: int = 200, device: str | torch.device | None = "cpu
         if i == 0:
             torch.manual_seed(1)  # the notebook reseeds before the logistic run's loop only
         runs[name] = net, train(net, nn.BCELoss(), torch.optim.SGD(net.parameters(), lr=lr), loader, epochs,
-                                valid, correct=binary_correct, device=device)
+                                valid, correct=binary_correct, device=device, backend=backend)
     return runs
+
+
+def _evaluate(model: nn.Module, be: Backend, x: torch.Tensor) -> torch.Tensor:
+    """The trained model's output on ``x`` as the backend computes it, in the backend's dtype."""
+    with be.autocast_context():
+        return model(be.cast(x)).to(be.dtype)
 
 
 # --- §7 Auto MPG ----------------------------------------------------------------------------
@@ -110,19 +117,19 @@ class MpgResult:
 
 
 def mpg_run(epochs: int = 200, seed: int = 1, device: str | torch.device | None = "cpu",
-            on_epoch_end: EpochCallback | None = None) -> MpgResult:
+            on_epoch_end: EpochCallback | None = None, backend: Backend | str | None = None) -> MpgResult:
     """Train §7's regressor as the book does: seed, loader, model; reseed; SGD lr 0.001, batch 8."""
-    dev = resolve_device(device)
+    be = resolve(backend, device)
     d = mpg_features()
     torch.manual_seed(seed)
     loader = DataLoader(TensorDataset(d.x_train, d.y_train), batch_size=8, shuffle=True)
     model = mpg_regressor()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.001)
     torch.manual_seed(seed)
-    history = train(model, nn.MSELoss(), optimizer, loader, epochs, device=dev, on_epoch_end=on_epoch_end)
-    with torch.no_grad():
-        pred = model(d.x_test.to(dev))[:, 0]
-        y = d.y_test.to(dev)
+    history = train(model, nn.MSELoss(), optimizer, loader, epochs, on_epoch_end=on_epoch_end, backend=be)
+    with torch.no_grad(), be.active():
+        pred = _evaluate(model, be, d.x_test)[:, 0]
+        y = be.cast(d.y_test)
         mse, mae = nn.MSELoss()(pred, y).item(), nn.L1Loss()(pred, y).item()
     return MpgResult(model, history, mse, mae, len(loader))
 
@@ -153,20 +160,21 @@ def mnist_train_batches(root: str | Path | None, fast: bool, device: torch.devic
 
 def mnist_run(root: str | Path | None = None, epochs: int = 20, seed: int = 1,
               device: str | torch.device | None = "cpu", fast: bool = True,
-              on_epoch_end: EpochCallback | None = None) -> MnistResult:
+              on_epoch_end: EpochCallback | None = None, backend: Backend | str | None = None) -> MnistResult:
     """Train §8's MLP as the book does: seed, loader, model; reseed; Adam lr 0.001, batch 64,
     CrossEntropyLoss; then the test accuracy of ``model(test.data / 255.)``."""
-    dev = resolve_device(device)
+    be = resolve(backend, device)
+    dev = torch.device(be.device)
     torch.manual_seed(seed)
     batches = mnist_train_batches(root, fast, dev)
     model = mnist_mlp()
     optimizer = torch.optim.Adam(model.parameters(), lr=0.001)
     torch.manual_seed(seed)
     history = train(model, nn.CrossEntropyLoss(), optimizer, batches, epochs, correct=multiclass_correct,
-                    device=dev, on_epoch_end=on_epoch_end)
+                    on_epoch_end=on_epoch_end, backend=be)
     images, labels = load_mnist(root, train=False)
-    with torch.no_grad():
-        pred = model(to_float_images(images.to(dev)))  # = the book's test.data / 255. once flattened
+    with torch.no_grad(), be.active():
+        pred = _evaluate(model, be, to_float_images(images))  # = the book's test.data / 255. once flattened
     test_acc = (torch.argmax(pred, dim=1) == labels.to(dev)).float().mean().item()
     return MnistResult(model, history, test_acc)
 
@@ -210,9 +218,12 @@ class Runs:
             self._workdir = Path(path)
 
     def get(self, name: str, **kwargs: object) -> object:
-        """The result of the run ``name`` (a key of :data:`RUN_FUNCTIONS`) with these arguments."""
+        """The result of the run ``name`` (a key of :data:`RUN_FUNCTIONS`) with these arguments (``device=``
+        stands for that device's plain backend: ``backend=``)."""
         if name not in RUN_FUNCTIONS:
             raise ValueError(f"unknown run {name!r}: choose from {', '.join(RUN_FUNCTIONS)}")
+        if "device" in kwargs and "backend" not in kwargs:  # a device names its plain backend: one cache entry
+            kwargs["backend"] = resolve(None, kwargs.pop("device"))  # type: ignore[arg-type]
         key = (name, tuple(sorted((k, str(v)) for k, v in kwargs.items())))
         if key not in self._cache:
             self._cache[key] = RUN_FUNCTIONS[name](self, **kwargs)
@@ -226,7 +237,7 @@ SHARED = Runs()
 ENSEMBLE_SEEDS = range(1000, 1256)
 
 
-def _ensemble(runs: Runs, arch: str, device: str = "cpu") -> object:
+def _ensemble(runs: Runs, arch: str, device: str = "cpu", backend: Backend | str | None = None) -> object:
     """The 256-seed ensemble of ``arch``: ``"noisy"`` (MyNoisyModule), ``"noisy0"`` (the same without
     noise, σ = 0) or hidden widths joined by ``x``: ``""`` (logistic regression), ``"4x4"`` (§5's MLP),
     ``"8"``, ``"4x4x4"``…"""
@@ -237,31 +248,44 @@ def _ensemble(runs: Runs, arch: str, device: str = "cpu") -> object:
     else:
         hidden = tuple(int(w) for w in arch.split("x")) if arch else ()
         build = lambda: mlp((2, *hidden, 1))  # noqa: E731
-    return train_ensemble(build, make_xor(), ENSEMBLE_SEEDS, device=device)
+    return train_ensemble(build, make_xor(), ENSEMBLE_SEEDS, device=device, backend=backend)
+
+
+def _plain_device(backend: Backend | str | None, device: str, run: str) -> str:
+    """The device of a run that trains in its own loop (Lightning, Ignite): only plain backends."""
+    if backend is None:
+        return device
+    be = resolve(backend)
+    if be.compile or be.autocast or be.dtype != torch.float32 or be.deterministic or be.tf32:
+        raise ValueError(f"{run} trains in its own loop: it runs on plain backends only, not {be.name!r}")
+    return be.device
 
 
 def _lightning(runs: Runs, epochs: int = 10, device: str = "cpu", quick: bool = False,
-               data: str | None = None) -> object:
+               data: str | None = None, backend: Backend | str | None = None) -> object:
     """§9's run: ``epochs`` epochs on one device, tested with the best checkpoint; ``quick``: one
     short epoch. ``epochs`` beyond 10 resume the 10-epoch run from its best checkpoint, as the book
     resumes to 15 (its ``resume_from_checkpoint`` was the best checkpoint's path)."""
     from torchmech.lit import fit
 
+    device = _plain_device(backend, device, "Lightning")
     accelerator = "gpu" if device.startswith("cuda") else device
     trim = {"limit_train_batches": 100, "limit_val_batches": 20, "limit_test_batches": 20} if quick else {}
     logdir = runs.workdir / f"lightning-{device}{'-quick' if quick else ''}"
     resume = None
     if epochs > 10 and not quick:
-        resume = runs.get("lightning", epochs=10, device=device, quick=quick, data=data).best_checkpoint
+        resume = runs.get("lightning", epochs=10, quick=quick, data=data, backend=backend).best_checkpoint
     return fit(1 if quick else epochs, logdir=logdir, data_path=data, accelerator=accelerator, devices=1,
                progress=False, resume=resume, **trim)
 
 
-def _ignite(runs: Runs, epochs: int = 5, device: str = "cpu", quick: bool = False, data: str | None = None) -> object:
+def _ignite(runs: Runs, epochs: int = 5, device: str = "cpu", quick: bool = False, data: str | None = None,
+            backend: Backend | str | None = None) -> object:
     """§9's pointer: the same classifier on PyTorch-Ignite, 5 epochs as the bonus notebook (``quick``: 1
     epoch of 100 batches)."""
     from torchmech.ignite_bonus import ignite_fit
 
+    device = _plain_device(backend, device, "Ignite")
     logdir = runs.workdir / f"ignite-{device}{'-quick' if quick else ''}"
     return ignite_fit(1 if quick else epochs, logdir=logdir, data_path=data, device=device,
                       max_batches=100 if quick else None)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from torchmech.devices import resolve_device
+from torchmech.backends import Backend, resolve
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Correct = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -74,7 +74,7 @@ def _epoch(
     model: nn.Module,
     loss_fn: LossFn,
     batches: Batches,
-    device: torch.device,
+    backend: Backend,
     correct: Correct | None,
     optimizer: torch.optim.Optimizer | None,
 ) -> tuple[float, float | None]:
@@ -82,14 +82,17 @@ def _epoch(
     if not isinstance(batches, Sized) or len(batches) == 0:
         raise ValueError("a loader must have a length (the number of batches) greater than 0")
     # Summed in float64, as the book's ``loss.item()`` Python floats are (MPS has no float64).
+    device = torch.device(backend.device)
     acc_dtype = torch.float32 if device.type == "mps" else torch.float64
     loss_sum = torch.zeros((), device=device, dtype=acc_dtype)
     right = torch.zeros((), device=device, dtype=torch.int64)
     samples = 0
     for x, y in batches:
-        x, y = x.to(device), y.to(device)
-        pred = _forward(model, x, y)
-        loss = loss_fn(pred, y)
+        x, y = backend.cast(x), backend.cast(y)
+        with backend.autocast_context():
+            pred = _forward(model, x, y)
+        # the loss outside autocast, in the backend's dtype (CUDA's autocast refuses BCELoss)
+        loss = loss_fn(pred.to(backend.dtype), y)
         if optimizer is not None:
             loss.backward()
             optimizer.step()
@@ -113,6 +116,7 @@ def train(
     correct: Correct | None = None,
     device: str | torch.device | None = "cpu",
     on_epoch_end: Callable[[int, History], None] | None = None,
+    backend: Backend | str | None = None,
 ) -> History:
     """Train ``model`` for ``num_epochs`` and return its :class:`History`.
 
@@ -127,27 +131,30 @@ def train(
             :func:`multiclass_correct`); ``None`` for regression (no accuracy).
         device: where to train (``"cpu"``, ``"cuda"``, ``"auto"``).
         on_epoch_end: called as ``on_epoch_end(epoch, history)`` (progress bars, prints).
+        backend: how to run (:mod:`torchmech.backends`: ``"compile"``, ``"cpu-fp64"``, …); it sets the
+            device (``device`` is then ignored). ``None``: eager on ``device``.
     """
     if num_epochs <= 0:
         raise ValueError(f"num_epochs must be > 0, got {num_epochs}")
-    dev = resolve_device(device)
-    model.to(dev)
+    be = resolve(backend, device)
+    step = be.prepare(model)  # model itself moves; ``step`` may be its compiled twin
     history = History()
-    for epoch in range(num_epochs):
-        model.train()
-        loss, acc = _epoch(model, loss_fn, train_batches, dev, correct, optimizer)
-        history.train_loss.append(loss)
-        if acc is not None:
-            history.train_acc.append(acc)
-        if valid_batches is not None:
-            model.eval()
-            with torch.no_grad():
-                loss, acc = _epoch(model, loss_fn, valid_batches, dev, correct, None)
-            history.valid_loss.append(loss)
+    with be.active():
+        for epoch in range(num_epochs):
+            model.train()
+            loss, acc = _epoch(step, loss_fn, train_batches, be, correct, optimizer)
+            history.train_loss.append(loss)
             if acc is not None:
-                history.valid_acc.append(acc)
-        if on_epoch_end is not None:
-            on_epoch_end(epoch, history)
+                history.train_acc.append(acc)
+            if valid_batches is not None:
+                model.eval()
+                with torch.no_grad():
+                    loss, acc = _epoch(step, loss_fn, valid_batches, be, correct, None)
+                history.valid_loss.append(loss)
+                if acc is not None:
+                    history.valid_acc.append(acc)
+            if on_epoch_end is not None:
+                on_epoch_end(epoch, history)
     return history
 
 

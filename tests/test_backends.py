@@ -1,0 +1,217 @@
+"""Backends (torchmech/backends.py), the conformance matrix and `diverge`: the chapter judged on
+torch.compile and bf16 autocast against a float64 run, and the first diverging operation named."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+
+from torchmech import backends as backends_module
+from torchmech.backends import BACKENDS, Backend, available_backends, backend, usable
+from torchmech.claims import Context, claims
+from torchmech.cli import main
+from torchmech.conformance import run_conformance
+from torchmech.diverge import diverge
+from torchmech.runs import Runs
+
+pytestmark = pytest.mark.chapter
+
+ROOT = Path(__file__).resolve().parents[1]
+
+#: The fast subset `make test` runs on compile and bf16 autocast: §1–§4 and one small training (§7's MPG).
+FAST_SUBSET = [c for c in claims() if c.section in ("s1", "s2", "s3", "s4") or c.id.startswith("s7.mpg.")]
+
+
+@pytest.mark.parametrize("name", ["compile", "cpu-bf16"])
+@pytest.mark.parametrize("claim", [pytest.param(c, id=c.id) for c in FAST_SUBSET])
+def test_the_fast_subset_holds_on_compile_and_bf16(name: str, claim, runs: Runs) -> None:
+    """§1–§4 and §7's training on torch.compile and on bf16 autocast: structural claims as on the CPU,
+    numbers within the float64 arbiter's budget (the CPU float32 and float64 runs are measured too)."""
+    if claim.device_free:
+        pytest.skip("does not depend on the backend: checked once, on the CPU")
+    result = claim.judge(Context(runs=runs).on(name))
+    assert result.holds not in ("no", "quick"), result.explain() + f"\n  ratio: {result.ratio}"
+    if claim.id.startswith("s7.mpg.loss"):
+        assert result.holds == "conforms" and result.ratio is not None
+
+
+def test_an_unknown_or_absent_backend_is_a_one_line_error() -> None:
+    """The error names the problem and the choices: every backend for a typo, the available ones for one
+    this machine lacks."""
+    with pytest.raises(ValueError, match=r"^unknown backend 'tpu': choose from cpu, cpu-fp64, compile") as err:
+        backend("tpu")
+    assert "\n" not in str(err.value)
+    if torch.cuda.is_available():
+        pytest.skip("every CUDA backend is available here")
+    with pytest.raises(ValueError, match=r"'cuda-tf32' is not available here \(no cuda device on this machine\): "
+                                         r"available: cpu, cpu-fp64, compile, cpu-bf16, deterministic$"):
+        usable("cuda-tf32")
+    assert "cuda" not in available_backends()
+
+
+def test_active_sets_the_flags_and_restores_them_even_on_error() -> None:
+    """deterministic turns torch.use_deterministic_algorithms on inside the block and back off after it,
+    also when the block raises."""
+    assert not torch.are_deterministic_algorithms_enabled()
+    with pytest.raises(RuntimeError, match="inside"):
+        with BACKENDS["deterministic"].active():
+            assert torch.are_deterministic_algorithms_enabled()
+            raise RuntimeError("inside")
+    assert not torch.are_deterministic_algorithms_enabled()
+    with BACKENDS["cpu"].active():
+        assert not torch.are_deterministic_algorithms_enabled()
+
+
+def test_the_arbiter_starts_from_the_reference_weights_and_computes_in_float64() -> None:
+    """cpu-fp64 upcasts the float32-initialised model exactly (same seed, same weights) and casts floating
+    inputs, leaving integer labels alone; its forward pass equals the float64 matmul done by hand."""
+    torch.manual_seed(1)
+    model = nn.Linear(3, 2)
+    w32 = model.weight.detach().clone()
+    arb = BACKENDS["cpu-fp64"]
+    step = arb.prepare(model)
+    assert model.weight.dtype == torch.float64 and torch.equal(model.weight.detach(), w32.double())
+    x = torch.tensor([[0.1, 0.2, 0.3]])
+    assert arb.cast(x).dtype == torch.float64 and arb.cast(torch.tensor([3])).dtype == torch.int64
+    expected = x.double() @ w32.double().T + model.bias.detach()
+    assert torch.equal(step(arb.cast(x)), expected)
+
+
+# --- the matrix ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class OneMatmulOff(Backend):
+    """A planted bug: the CPU in float32, except that the second Linear's output is 0.1 % off."""
+
+    def prepare(self, model: nn.Module) -> nn.Module:
+        model = super().prepare(model)
+        second = [m for m in model.modules() if isinstance(m, nn.Linear)][1]
+        second.register_forward_hook(lambda module, args, out: out * (1 + 1e-3))
+        return model
+
+
+PLANTED = OneMatmulOff("planted", "the second Linear's output × 1.001")
+
+
+def test_the_matrix_judges_each_backend_and_fails_a_planted_bug(monkeypatch: pytest.MonkeyPatch,
+                                                                runs: Runs) -> None:
+    """§3 and §7 on deterministic and on a planted backend: the reference and the arbiter come first; on
+    the arbiter MPG's numbers are the yardstick; deterministic (bit-identical to the CPU here) holds with
+    ratio e/(k·e + tol) computed from the three runs; the planted bug fails §7's loss lines (measured: 11 of
+    its 12 numbers; only the test MSE, which SGD steers back, stays within budget) and sets the exit code."""
+    monkeypatch.setitem(BACKENDS, "planted", PLANTED)
+    matrix = run_conformance(["deterministic", "planted"], sections=["s3", "s7"])
+    assert matrix.backends == ["cpu", "cpu-fp64", "deterministic", "planted"]
+    assert matrix.cell("s7.mpg.test_mse", "cpu-fp64").holds == "arbiter"
+    x32, x64 = runs.get("mpg", backend=BACKENDS["cpu"]).test_mse, runs.get("mpg", backend=BACKENDS["cpu-fp64"]).test_mse
+    t = BACKENDS["deterministic"].tolerance
+    e = abs(x32 - x64)
+    det = matrix.cell("s7.mpg.test_mse", "deterministic")
+    assert det.holds == "conforms" and det.ratio == pytest.approx(e / (t.k * e + t.tol * max(1, x64)))
+    assert matrix.cell("s7.data.rows", "deterministic").holds == "n/a"  # data: judged once, on cpu
+    assert matrix.cell("s3.autograd.dL_dw", "planted").holds == "exact"  # no Linear there: the bug is invisible
+    planted = matrix.cell("s7.mpg.loss.epoch20", "planted")
+    assert planted.holds == "no" and planted.ratio > 1
+    assert ("s7.mpg.loss.epoch20", "planted") in matrix.failed() and matrix.exit_code == 1
+    assert not any(b == "deterministic" for _, b in matrix.failed())
+    assert "FAIL" in matrix.verdict() and "planted" in matrix.table().splitlines()[0]
+
+
+def test_conformance_cli_writes_the_matrix_and_its_heat_map(tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """`torchmech conformance --backends deterministic --sections s3 s7 --json`: exit 0, one JSON object with
+    every claim's cell per backend, and a PNG heat map that decodes."""
+    code = main(["conformance", "--backends", "deterministic", "--sections", "s3", "s7", "--out", str(tmp_path),
+                 "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0 and out["failed"] == []
+    assert list(out["backends"]) == ["cpu", "cpu-fp64", "deterministic"]
+    ids = [row["id"] for row in out["claims"]]
+    assert ids == [c.id for c in claims("s3") + claims("s7")]
+    mse = next(row for row in out["claims"] if row["id"] == "s7.mpg.test_mse")["cells"]
+    assert mse["cpu"]["holds"] in ("exact", "band") and mse["deterministic"]["ratio"] < 1
+    with Image.open(tmp_path / "conformance.png") as png:
+        png.verify()
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["conformance", "--backends", "tpu"], "unknown backend 'tpu': choose from cpu, cpu-fp64"),
+    (["diverge", "--b", "tpu"], "unknown backend 'tpu'"),
+    (["diverge", "--claim", "s1.compute_z.rank0"], "claim 's1.compute_z.rank0' has no training run to follow"),
+])
+def test_conformance_and_diverge_bad_input_is_one_line(argv: list[str], message: str,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """A bad backend or a claim without a run: exit 2, one line naming it, no traceback."""
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+# --- diverge ---------------------------------------------------------------------------------------
+def test_diverge_names_the_planted_matmul(tmp_path: Path) -> None:
+    """The planted backend perturbs only §7's second Linear: diverge names exactly that operation, in the
+    first step's forward pass, with its input's shape (a batch of 8 × 8 features), and saves a repro of it."""
+    found = diverge("cpu", PLANTED, "s7.mpg.test_mse", steps=2)
+    assert found.found
+    name, ratio = found.ratios[found.first]
+    assert name == "step 0 · forward · 2 (Linear)" and ratio > 1
+    assert all(r <= 1 for _, r in found.ratios[: found.first])
+    text = found.describe()
+    assert "step 0 · forward · 2 (Linear)" in text and "(8, 8)" in text
+    code = found.repro(tmp_path / "repro.pt")
+    saved = torch.load(tmp_path / "repro.pt", weights_only=False)
+    assert isinstance(saved["module"], nn.Linear) and saved["module"].in_features == 8
+    assert [tuple(x.shape) for x in saved["inputs"]] == [(8, 8)] and "backend(name)" in code
+
+
+def test_diverge_finds_nothing_between_equal_backends() -> None:
+    """deterministic runs the CPU's float32 kernels: every operation of two MPG steps stays within budget."""
+    found = diverge("cpu", "deterministic", "s7.mpg.test_mse", steps=2)
+    assert not found.found and len(found.ratios) == 2 * (5 + 6)  # 5 leaves' outputs, 6 gradients per step
+    assert "follows cpu within the budget" in found.describe()
+
+
+# --- pytest --backend --------------------------------------------------------------------------------
+def test_pytest_backend_option_runs_the_claims_on_that_backend() -> None:
+    """`pytest --backend=compile`: the device-parametrised cases carry the backend's name, and claims that
+    do not depend on the backend are skipped as judged once, on the CPU (they would run if the option were
+    ignored); an unknown backend stops pytest with the one-line error."""
+    done = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rs", "--backend=compile",
+                           "-k", "test_claim and xavier", str(ROOT / "tests" / "test_s2_init.py")],
+                          capture_output=True, text=True, cwd=ROOT, timeout=300, check=False)
+    assert done.returncode == 0, done.stdout[-2000:]
+    assert "1 skipped" in done.stdout and "checked once, on the CPU" in done.stdout
+    bad = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--backend=tpu",
+                          str(ROOT / "tests" / "test_s2_init.py")],
+                         capture_output=True, text=True, cwd=ROOT, timeout=300, check=False)
+    assert bad.returncode != 0 and "unknown backend 'tpu'" in bad.stdout + bad.stderr
+
+
+def test_every_backend_is_documented_and_judged_by_a_known_precision() -> None:
+    """Each backend's name is its key, it has a one-line summary and a precision with a tolerance whose
+    reason is written down."""
+    for name, b in BACKENDS.items():
+        assert b.name == name and b.summary and "\n" not in b.summary
+        assert b.precision in backends_module.TOLERANCES
+        assert backends_module.TOLERANCES[b.precision].why
+
+
+def test_compile_really_compiles_each_model_it_is_given() -> None:
+    """Under `compile` dynamo captures the chapter model's frames (a `prepare` that forgot to compile would
+    capture none), and the same run in float32 gives the reference's accuracies on XOR."""
+    from torch._dynamo.utils import counters
+
+    from torchmech.runs import xor_run
+
+    before = counters["frames"]["ok"]
+    _, compiled = xor_run("logistic", epochs=2, backend="compile")
+    assert counters["frames"]["ok"] > before
+    _, eager = xor_run("logistic", epochs=2)
+    assert (compiled.train_acc, compiled.valid_acc) == (eager.train_acc, eager.valid_acc)

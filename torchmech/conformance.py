@@ -1,0 +1,181 @@
+"""The chapter on every backend: a matrix claim × backend, judged against the float64 arbiter.
+
+:func:`run_conformance` judges the registry's claims on each backend (:mod:`torchmech.backends`). On the
+reference (``cpu``) a claim holds by its own rule (the book's digits); on the arbiter (``cpu-fp64``) a
+number is the yardstick; on any other backend a number holds when its error to the arbiter is within
+``k`` times the reference's own error plus ``tol`` (:class:`torchmech.claims.Arbiter`), and laws hold as
+laws, measured on that backend. Claims whose value does not depend on the backend (the data, the CPU
+generator's draws) are judged once, on the reference; Lightning's and Ignite's run only on plain backends.
+
+``--quick`` (the default of :func:`run_conformance` is the whole chapter) trims the long runs as
+``torchmech chapter --quick`` does: MNIST to 2 epochs, the 256-seed ensembles and Lightning's 10 epochs
+skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from torchmech.backends import ARBITER, BACKENDS, REFERENCE, TOLERANCES, usable
+from torchmech.claims import Context, Result, claims
+
+#: The cell of a claim that does not depend on the backend, off the reference.
+SAME = "n/a"
+
+
+@dataclass
+class Matrix:
+    """Every claim judged on every backend: ``cells[backend]`` lists the results in claim order."""
+
+    backends: list[str]
+    cells: dict[str, list[Result]]
+    environment: dict[str, str]
+    seconds: dict[str, float] = field(default_factory=dict)
+    quick: bool = False
+
+    @property
+    def ids(self) -> list[str]:
+        return [r.id for r in self.cells[self.backends[0]]]
+
+    def failed(self) -> list[tuple[str, str]]:
+        """(claim id, backend) of every cell that fails."""
+        return [(r.id, b) for b in self.backends for r in self.cells[b] if r.holds == "no"]
+
+    @property
+    def exit_code(self) -> int:
+        """1 if any claim fails on any backend, else 0."""
+        return 1 if self.failed() else 0
+
+    def cell(self, claim_id: str, backend: str) -> Result:
+        return next(r for r in self.cells[backend] if r.id == claim_id)
+
+    def to_json(self) -> dict:
+        """The matrix as one JSON object: environment, backends (with k, tol, seconds), claims × cells."""
+        backends = {b: {"summary": BACKENDS[b].summary, "precision": BACKENDS[b].precision,
+                        "k": BACKENDS[b].tolerance.k, "tol": BACKENDS[b].tolerance.tol,
+                        "seconds": round(self.seconds.get(b, 0.0), 1)} for b in self.backends}
+        rows = []
+        for i, claim_id in enumerate(self.ids):
+            first = self.cells[self.backends[0]][i]
+            rows.append({"id": claim_id, "statement": first.statement, "book": first.book,
+                         "cells": {b: {"ours": self.cells[b][i].ours, "holds": self.cells[b][i].holds,
+                                       "ratio": self.cells[b][i].ratio, "rule": self.cells[b][i].rule}
+                                   for b in self.backends}})
+        return {"environment": self.environment, "quick": self.quick, "backends": backends, "claims": rows,
+                "failed": [{"id": i, "backend": b} for i, b in self.failed()]}
+
+    def table(self) -> str:
+        """Claim per row, backend per column: how it holds, and off the reference the error ratio."""
+        def text(r: Result) -> str:
+            return r.holds + (f" {r.ratio:.2g}" if r.ratio is not None else "")
+
+        header = ("claim", *self.backends)
+        rows = [(claim_id, *(text(self.cells[b][i]) for b in self.backends)) for i, claim_id in enumerate(self.ids)]
+        widths = [max(len(r[j]) for r in [header, *rows]) for j in range(len(header))]
+        line = lambda r: "  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip()  # noqa: E731
+        times = ("seconds", *(f"{self.seconds.get(b, 0.0):.0f}" for b in self.backends))
+        return "\n".join([line(header), line(tuple("-" * w for w in widths)), *map(line, rows), line(times)])
+
+    def verdict(self) -> str:
+        failed = self.failed()
+        n = sum(1 for b in self.backends for r in self.cells[b] if r.holds not in (SAME, "quick", "skip", "arbiter"))
+        worst = max(((r.ratio, r.id, b) for b in self.backends for r in self.cells[b] if r.ratio is not None),
+                    default=None)
+        text = f"{n - len(failed)}/{n} judged cells hold on {', '.join(self.backends)}"
+        if worst is not None:
+            text += f"; largest error ratio {worst[0]:.2g} ({worst[1]} on {worst[2]})"
+        if failed:
+            text += f"; FAIL: {', '.join(f'{i} on {b}' for i, b in failed)}"
+        env = self.environment
+        return text + f" (torch {env['torch']}, {env['device_name']})"
+
+    def heatmap(self, path: Path) -> Path:
+        """A heat map of the error ratios (claims with a ratio × backends off the reference), log colour
+        scale, each cell printed; red above 1 (fails)."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import numpy as np
+        from matplotlib.colors import LogNorm
+        from matplotlib.figure import Figure
+
+        cols = [b for b in self.backends if any(r.ratio is not None for r in self.cells[b])]
+        rows = [i for i, _ in enumerate(self.ids) if any(self.cells[b][i].ratio is not None for b in cols)]
+        fig = Figure(figsize=(2 + 1.3 * max(len(cols), 1), 1.5 + 0.28 * max(len(rows), 1)))
+        ax = fig.subplots()
+        if not rows:
+            ax.text(0.5, 0.5, "no numbers off the reference (only cpu and cpu-fp64?)", ha="center")
+            ax.set_axis_off()
+        else:
+            ratios = np.array([[self.cells[b][i].ratio if self.cells[b][i].ratio is not None else np.nan
+                                for b in cols] for i in rows], dtype=float)
+            shown = np.clip(np.nan_to_num(ratios, nan=1e-3), 1e-3, 1e3)
+            image = ax.imshow(shown, cmap="RdYlGn_r", norm=LogNorm(1e-3, 1e3), aspect="auto")
+            for (y, x), v in np.ndenumerate(ratios):
+                label = "—" if math.isnan(v) else f"{v:.2g}"
+                ax.text(x, y, label, ha="center", va="center", fontsize=7,
+                        color="white" if not math.isnan(v) and v > 1 else "black")
+            ax.set_xticks(range(len(cols)), cols, rotation=30, ha="right")
+            ax.set_yticks(range(len(rows)), [self.ids[i] for i in rows], fontsize=7)
+            fig.colorbar(image, ax=ax, label="error / budget (≤ 1 holds)")
+        env = self.environment
+        ax.set_title(f"|x − x₆₄| / (k·|x₃₂ − x₆₄| + tol): torch {env['torch']}, {env['device_name']}", fontsize=9)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".part")
+        fig.savefig(tmp, format="png", dpi=90, bbox_inches="tight")
+        tmp.replace(path)
+        return path
+
+    def write(self, out: Path) -> list[Path]:
+        """``conformance.json`` (:meth:`to_json`) and ``conformance.png`` (:meth:`heatmap`) in ``out``."""
+        out.mkdir(parents=True, exist_ok=True)
+        js = out / "conformance.json"
+        js.write_text(json.dumps(self.to_json(), indent=2))
+        return [js, self.heatmap(out / "conformance.png")]
+
+
+def chosen_backends(names: Sequence[str] | None) -> list[str]:
+    """The matrix's columns: the reference and the arbiter first (the rule needs both), then ``names``
+    (default: every backend available here). Raises ``ValueError`` (one line) on an unknown or
+    unavailable name."""
+    from torchmech.backends import available_backends
+
+    names = list(names) if names else available_backends()
+    for name in names:
+        usable(name)
+    return list(dict.fromkeys([REFERENCE, ARBITER, *names]))
+
+
+def run_conformance(backends: Sequence[str] | None = None, sections: Sequence[str] | None = None,
+                    quick: bool = False, data: Path | None = None,
+                    progress: Callable[[str], None] | None = None) -> Matrix:
+    """Judge the claims of ``sections`` (default: all) on each backend; ``progress(backend)`` after each."""
+    from torchmech.report import environment
+
+    names = chosen_backends(backends)
+    chosen = [c for c in claims() if sections is None or c.section in sections]
+    matrix = Matrix(names, {}, environment("cpu") | {"tolerances": json.dumps(
+        {p: [t.k, t.tol] for p, t in TOLERANCES.items()})}, quick=quick)
+    for name in names:
+        start = time.perf_counter()
+        ctx = Context(quick=quick, data=data).on(name)
+        row = []
+        for c in chosen:
+            if c.device_free and name != REFERENCE:
+                first = matrix.cells[REFERENCE][len(row)] if REFERENCE in matrix.cells else None
+                row.append(Result(c.id, c.section, c.statement, c.book,
+                                  first.ours if first else "", SAME, "does not depend on the backend: judged on cpu",
+                                  None, name))
+            else:
+                row.append(c.judge(ctx))
+        matrix.cells[name] = row
+        matrix.seconds[name] = time.perf_counter() - start
+        if progress is not None:
+            progress(name)
+    return matrix
+

@@ -1,0 +1,264 @@
+"""Where two backends part: the first operation whose error exceeds the float64 arbiter's budget.
+
+:func:`diverge` runs a claim's training (its real run: :func:`~torchmech.runs.xor_run`,
+:func:`~torchmech.runs.mpg_run`, :func:`~torchmech.runs.mnist_run`) for the first few steps on backend
+``a``, on backend ``b`` and on the arbiter (``cpu-fp64``), recording every leaf module's output in the
+forward pass and every parameter's gradient in the backward pass. The three streams are aligned event
+by event; the first event where ``b``'s error to the arbiter exceeds the rule of
+:mod:`torchmech.backends` (``k·rmse(a, x₆₄) + tol·max(1, rms(x₆₄))``, with ``b``'s precision) is
+named, with its inputs' shapes, both values and a repro (the module and its input saved to a file).
+
+Under ``torch.compile`` each leaf is compiled on its own so that its output can be observed (the
+matrix of :mod:`torchmech.conformance` compiles whole models: fusions across layers can differ).
+
+Example::
+
+    >>> from torchmech.diverge import diverge
+    >>> found = diverge("cpu", "deterministic", claim_id="s7.mpg.test_mse", steps=1)
+    >>> found.first is None  # deterministic algorithms change nothing on the CPU
+    True
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from torchmech.backends import ARBITER, Backend
+from torchmech.backends import backend as get_backend
+
+#: Which run a claim's numbers come from (by id prefix), as a function of (backend, data root).
+RUNS: dict[str, Callable[[Backend, Path | None], Any]] = {
+    "s5.logistic": lambda be, data: _xor("logistic", be),
+    "s5.mlp": lambda be, data: _xor("mlp", be),
+    "s6.modulelist": lambda be, data: _xor("modulelist", be),
+    "s6.noisy_module": lambda be, data: _xor("noisy", be),
+    "s7.mpg": lambda be, data: _mpg(be),
+    "s8.mnist": lambda be, data: _mnist(be, data),
+}
+
+
+def _xor(model: str, be: Backend) -> Any:
+    from torchmech.runs import xor_run
+
+    return xor_run(model, backend=be)
+
+
+def _mpg(be: Backend) -> Any:
+    from torchmech.runs import mpg_run
+
+    return mpg_run(backend=be)
+
+
+def _mnist(be: Backend, data: Path | None) -> Any:
+    from torchmech.runs import mnist_run
+
+    return mnist_run(data, epochs=1, backend=be)
+
+
+def run_of(claim_id: str) -> Callable[[Backend, Path | None], Any]:
+    """The run behind a claim; a claim without a training run is a one-line error naming those with one."""
+    for prefix, run in RUNS.items():
+        if claim_id == prefix or claim_id.startswith(prefix + "."):
+            return run
+    raise ValueError(f"claim {claim_id!r} has no training run to follow: use a claim of "
+                     f"{', '.join(p + '.*' for p in RUNS)}")
+
+
+@dataclass(frozen=True)
+class Event:
+    """One recorded value: ``step 0 · forward · 2 (Linear)`` or ``step 0 · grad · 2.weight``."""
+
+    name: str
+    value: torch.Tensor  # float64, on the CPU
+    input_shapes: tuple[tuple[int, ...], ...] = ()
+    module: nn.Module | None = None  # the leaf as it was called (forward events), for the repro
+    inputs: tuple[torch.Tensor, ...] = ()
+
+
+class _Enough(Exception):
+    """Raised by the recorder once it has seen its steps: ends the run early."""
+
+
+@dataclass(frozen=True)
+class Recorder(Backend):
+    """A backend that runs as ``base`` does and records every leaf's output and parameter's gradient of
+    the first ``steps`` forward passes into ``events``."""
+
+    base: Backend | None = None
+    steps: int = 3
+    events: list[Event] = field(default_factory=list, compare=False)
+
+    @classmethod
+    def around(cls, base: Backend, steps: int) -> Recorder:
+        return cls(**{f.name: getattr(base, f.name) for f in fields(Backend)}, base=base, steps=steps)
+
+    def cast(self, t: torch.Tensor) -> torch.Tensor:
+        return self.base.cast(t)
+
+    def function(self, fn: Callable) -> Callable:
+        return self.base.function(fn)
+
+    def autocast_context(self) -> AbstractContextManager:
+        return self.base.autocast_context()
+
+    def active(self) -> AbstractContextManager:
+        return self.base.active()
+
+    def prepare(self, model: nn.Module) -> nn.Module:
+        model = self.base.prepare(model) if not self.base.compile else replace(self.base, compile=None).prepare(model)
+        calls = [0]
+
+        def count(module: nn.Module, args: tuple) -> None:
+            if calls[0] >= self.steps:
+                raise _Enough
+            calls[0] += 1
+
+        model.register_forward_pre_hook(count)
+        for parent_name, parent, child_name, leaf in list(_leaves(model)):
+            name = f"{parent_name + '.' if parent_name else ''}{child_name}"
+            runner = torch.compile(leaf, mode=self.base.compile) if self.base.compile else leaf
+            if runner is not leaf:
+                setattr(parent, child_name, runner)
+            runner.register_forward_hook(self._forward_hook(name, leaf, calls))
+        for name, p in model.named_parameters():
+            p.register_hook(self._grad_hook(name.replace("._orig_mod", ""), calls))
+        return model
+
+    def _forward_hook(self, name: str, leaf: nn.Module, calls: list[int]) -> Callable:
+        def hook(module: nn.Module, args: tuple, output: torch.Tensor) -> None:
+            tensors = tuple(a for a in args if isinstance(a, torch.Tensor))
+            self.events.append(Event(f"step {calls[0] - 1} · forward · {name} ({type(leaf).__name__})",
+                                     _f64(output), tuple(tuple(a.shape) for a in tensors),
+                                     _bare(leaf), tuple(a.detach().float().cpu() for a in tensors)))
+        return hook
+
+    def _grad_hook(self, name: str, calls: list[int]) -> Callable:
+        def hook(grad: torch.Tensor) -> None:
+            self.events.append(Event(f"step {calls[0] - 1} · grad · {name}", _f64(grad)))
+        return hook
+
+
+def _bare(leaf: nn.Module) -> nn.Module:
+    """A float32 CPU copy of ``leaf`` as it is now, without hooks (the repro's module)."""
+    m = copy.deepcopy(leaf).float().cpu()
+    for hooks in ("_forward_hooks", "_forward_pre_hooks", "_forward_hooks_with_kwargs", "_forward_hooks_always_called",
+                  "_forward_pre_hooks_with_kwargs", "_backward_hooks", "_backward_pre_hooks"):
+        getattr(m, hooks, {}).clear()
+    return m
+
+
+def _f64(t: torch.Tensor) -> torch.Tensor:
+    return t.detach().to("cpu", torch.float64)
+
+
+def _leaves(model: nn.Module) -> Iterator[tuple[str, nn.Module, str, nn.Module]]:
+    """(parent's name, parent, child's name, leaf) for every module without children."""
+    for parent_name, parent in model.named_modules():
+        for child_name, child in parent.named_children():
+            if not any(True for _ in child.children()):
+                yield parent_name, parent, child_name, child
+
+
+def record(be: Backend, claim_id: str, steps: int = 3, data: Path | None = None) -> list[Event]:
+    """The events of the first ``steps`` training steps of ``claim_id``'s run on ``be``."""
+    recorder = Recorder.around(be, steps)
+    try:
+        run_of(claim_id)(recorder, data)
+    except _Enough:
+        pass
+    return recorder.events
+
+
+def _rmse(x: torch.Tensor, y: torch.Tensor) -> float:
+    return torch.sqrt(torch.mean((x - y) ** 2)).item() if x.numel() else 0.0
+
+
+@dataclass
+class Divergence:
+    """What :func:`diverge` found: the first event over budget (``None``: none), and every event's ratio."""
+
+    a: str
+    b: str
+    claim_id: str
+    steps: int
+    ratios: list[tuple[str, float]]
+    first: int | None = None
+    events: tuple[list[Event], list[Event], list[Event]] | None = None
+
+    @property
+    def found(self) -> bool:
+        return self.first is not None
+
+    def describe(self) -> str:
+        """The report: the first diverging operation with its inputs, both values and a repro; or none."""
+        if self.first is None:
+            worst = max(self.ratios, key=lambda r: r[1], default=("none", 0.0))
+            return (f"{self.b} follows {self.a} within the budget through {len(self.ratios)} operations of the first "
+                    f"{self.steps} steps of {self.claim_id}'s run (largest error ratio {worst[1]:.2g}, at {worst[0]})")
+        ea, eb, e64 = (stream[self.first] for stream in self.events)
+        name, ratio = self.ratios[self.first]
+        diff = (eb.value - ea.value).abs()
+        where = int(diff.argmax()) if diff.numel() else 0
+        lines = [f"first divergence of {self.b} from {self.a} in {self.claim_id}'s run: {name}",
+                 f"  error to float64 {ratio:.3g}× the budget (rmse {_rmse(eb.value, e64.value):.3g}; "
+                 f"{self.a}'s own {_rmse(ea.value, e64.value):.3g})",
+                 f"  inputs: {', '.join(str(s) for s in eb.input_shapes) or '(a gradient)'}",
+                 f"  {self.a}: {_peek(ea.value, where)}",
+                 f"  {self.b}: {_peek(eb.value, where)}",
+                 f"  float64: {_peek(e64.value, where)}"]
+        return "\n".join(lines)
+
+    def repro(self, path: Path) -> str:
+        """Save the diverging module and its input to ``path``; return the code that replays it on both backends."""
+        ea = self.events[0][self.first]
+        if ea.module is None:
+            return f"# {self.ratios[self.first][0]} is a gradient: replay the run with `torchmech diverge`"
+        torch.save({"module": ea.module, "inputs": ea.inputs}, path)
+        return (f"import torch\nfrom torchmech.backends import backend\n"
+                f"r = torch.load({str(path)!r}, weights_only=False)\n"
+                f"for name in ({self.a!r}, {self.b!r}, 'cpu-fp64'):\n"
+                f"    be = backend(name)\n"
+                f"    m = be.prepare(r['module'])\n"
+                f"    with be.active(), be.autocast_context():\n"
+                f"        print(name, m(*(be.cast(x) for x in r['inputs'])))")
+
+
+def _peek(t: torch.Tensor, where: int) -> str:
+    flat = t.flatten()
+    if not flat.numel():
+        return "(empty)"
+    return f"shape {tuple(t.shape)}, element {where} = {flat[where].item():.9g} (first: {flat[0].item():.9g})"
+
+
+def diverge(a: str | Backend = "cpu", b: str | Backend = "compile", claim_id: str = "s7.mpg.test_mse",
+            steps: int = 3, data: Path | None = None) -> Divergence:
+    """Record ``claim_id``'s first ``steps`` training steps on ``a``, ``b`` and the arbiter; find the first
+    operation where ``b`` leaves the budget of ``b``'s precision around ``a``'s own error."""
+    be_a, be_b = get_backend(a), get_backend(b)
+    streams = tuple(record(be, claim_id, steps, data) for be in (be_a, be_b, get_backend(ARBITER)))
+    names = [[e.name for e in s] for s in streams]
+    if not (names[0] == names[1] == names[2]):
+        n = next((i for i, row in enumerate(zip(*names, strict=False)) if len(set(row)) > 1),
+                 min(map(len, names)))
+        raise RuntimeError(f"the backends ran different operations from event {n}: "
+                           f"{[row[n] if n < len(row) else 'end' for row in names]}")
+    tolerance = be_b.tolerance
+    ratios: list[tuple[str, float]] = []
+    first = None
+    for i, (ea, eb, e64) in enumerate(zip(*streams, strict=True)):
+        budget = tolerance.k * _rmse(ea.value, e64.value) + tolerance.tol * max(1.0, _rmse(e64.value, 0 * e64.value))
+        error = _rmse(eb.value, e64.value)
+        ratio = error / budget if budget > 0 else (0.0 if error == 0 else math.inf)
+        ratios.append((ea.name, ratio))
+        if first is None and ratio > 1:
+            first = i
+    return Divergence(be_a.name, be_b.name, claim_id, steps, ratios, first, streams)
