@@ -52,3 +52,19 @@ def backend(pytestconfig: pytest.Config) -> str:
 def spec(device: str, runs: Runs, implementation: Implementation, backend: str) -> Context:
     """The registry's context on ``device``: the implementation under test, the backend, not quick."""
     return Context(device=torch.device(device), backend=backend, runs=runs, impl=implementation)
+
+
+@pytest.fixture
+def saved_figures(monkeypatch: pytest.MonkeyPatch) -> list:
+    """Every matplotlib ``Figure`` saved during the test, in order: to read back what a plot drew."""
+    from matplotlib.figure import Figure
+
+    saved: list[Figure] = []
+    savefig = Figure.savefig
+
+    def keep(fig: Figure, *args: object, **kwargs: object) -> object:
+        saved.append(fig)
+        return savefig(fig, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", keep)
+    return saved

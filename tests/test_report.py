@@ -205,24 +205,16 @@ class _Stub:
         self.n_params = int(torch.randint(3, 400, (1,), generator=g))
 
 
-def test_capacity_bars_are_the_ensembles_success_rates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_capacity_bars_are_the_ensembles_success_rates(tmp_path: Path, saved_figures: list[MplFigure]) -> None:
     """§5's capacity figure (not drawn by --quick): each bar's height is its ensemble's `success_rate(0.9)`
     in percent, read back from the matplotlib figure it saved; the depth panel's points are the medians
     of the first layer's gradient norms; in a quick context it is a caption only."""
     g = torch.Generator().manual_seed(0)
     stubs = {arch: _Stub(g, len(arch.split("x")) + 1 if arch else 1) for arch in CAPACITY_ARCHS}
-    saved: list[MplFigure] = []
-    savefig = MplFigure.savefig
-
-    def keep(fig: MplFigure, *args, **kwargs):  # the figure plots saves, to read back what it drew
-        saved.append(fig)
-        return savefig(fig, *args, **kwargs)
-
-    monkeypatch.setattr(MplFigure, "savefig", keep)
     fig = _capacity_figure(SimpleNamespace(quick=False, ensemble=stubs.__getitem__), tmp_path)
     rates = [stubs[a].success_rate(0.9) for a in CAPACITY_ARCHS]
     assert fig.data["success_rate"] == rates and len(set(rates)) > 1
-    (drawn,) = saved
+    (drawn,) = saved_figures
     bars = [p.get_height() for p in drawn.axes[0].patches]
     torch.testing.assert_close(bars, [100 * r for r in rates], rtol=1e-12, atol=0.0)  # ×100 in double
     medians = [stubs[a].grad_norms[:, 0].median().item() for a in ("", "4", "4x4", "4x4x4", "4x4x4x4")]

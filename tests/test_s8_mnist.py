@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pytest
 import torch
-from matplotlib.figure import Figure
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -204,7 +203,7 @@ def _hidden_signs(model: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
     return z > 0
 
 
-def test_saliency_is_the_central_difference_of_the_true_logit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_saliency_is_the_central_difference_of_the_true_logit(tmp_path: Path, saved_figures: list) -> None:
     """Saliency is |∂ logit_true / ∂ pixel|: for §8's MLP (float64, seeded, untrained) and four
     random digits, ``saliency`` and the map ``saliency_grid`` draws under each digit equal
     |f(x + h e_p) − f(x − h e_p)| / 2h for every one of the 784 pixels p, f the true class's logit.
@@ -235,17 +234,9 @@ def test_saliency_is_the_central_difference_of_the_true_logit(tmp_path: Path, mo
     assert ours.shape == x.shape
     torch.testing.assert_close(ours.reshape(4, 28, 28), expected, rtol=1e-6, atol=1e-8)
 
-    figures: list[Figure] = []
-    savefig = Figure.savefig
-
-    def keep(fig: Figure, *args, **kwargs):  # the figure saliency_grid saves, to read back what it drew
-        figures.append(fig)
-        return savefig(fig, *args, **kwargs)
-
-    monkeypatch.setattr(Figure, "savefig", keep)
     png = saliency_grid(model, x, y, tmp_path / "saliency.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    (fig,) = figures
+    (fig,) = saved_figures
     digits, maps = fig.axes[:4], fig.axes[4:]  # subplots(2, N): the digits' row above the maps' row
     for i in range(4):
         torch.testing.assert_close(torch.as_tensor(digits[i].images[0].get_array()), x[i, 0])

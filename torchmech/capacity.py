@@ -148,11 +148,10 @@ def train_ensemble(
         layers.append((w, b))
     k, steps = len(seeds), n // batch_size
     x, y = be.cast(data.x_train), be.cast(data.y_train)
-    grad_sum = torch.zeros(k, len(layers), device=be.device, dtype=be.dtype)
     orders = batch_orders(k, n, order_seed, be.device)
     forward = be.function(_forward)
     with be.active():
-        grad_sum = _sgd(layers, forward, x, y, orders, noise, be, epochs, steps, batch_size, lr, grad_sum)
+        grad_sum = _sgd(layers, forward, x, y, orders, noise, be, epochs, steps, batch_size, lr)
     trained = [(w.detach(), b.detach()) for w, b in layers]
     return EnsembleResult(
         seeds=seeds,
@@ -165,8 +164,7 @@ def train_ensemble(
 
 
 def _sgd(layers: Layers, forward: Callable, x: torch.Tensor, y: torch.Tensor, orders: Iterator[torch.Tensor],
-         noise: float, be: Backend, epochs: int, steps: int, batch_size: int, lr: float,
-         grad_sum: torch.Tensor) -> torch.Tensor:
+         noise: float, be: Backend, epochs: int, steps: int, batch_size: int, lr: float) -> torch.Tensor:
     """The ensemble's SGD epochs (members' losses summed); returns the first epoch's summed gradient norms.
 
     SGD written out: for a few tiny tensors torch.optim.SGD's step costs more than its arithmetic
@@ -174,6 +172,7 @@ def _sgd(layers: Layers, forward: Callable, x: torch.Tensor, y: torch.Tensor, or
     """
     k = layers[0][0].shape[0]
     params = [p for wb in layers for p in wb]
+    grad_sum = torch.zeros(k, len(layers), device=be.device, dtype=be.dtype)
     for epoch in range(epochs):
         order = next(orders)
         xs = x[order].view(k, steps, batch_size, -1)

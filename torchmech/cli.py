@@ -10,7 +10,7 @@ import logging
 import sys
 import time
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -178,10 +178,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _progress(total: int, desc: str) -> tqdm:
+def _progress(total: int, desc: str, leave: bool = False) -> tqdm:
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=desc, file=sys.stderr, disable=None, leave=False)
+    return tqdm(total=total, desc=desc, file=sys.stderr, disable=None, leave=leave)
 
 
 def _mpg(args: argparse.Namespace, device: torch.device) -> dict:
@@ -491,9 +491,21 @@ def _quiet_libraries(import_lightning: bool) -> Iterator[None]:
                 logger.setLevel(level)
 
 
-def _chapter(args: argparse.Namespace, device: torch.device) -> int:
-    from tqdm import tqdm
+@contextlib.contextmanager
+def _steps(total: int, desc: str, import_lightning: bool) -> Iterator[Callable[[str], None]]:
+    """A progress bar on stderr for a long command's steps; within it libraries' prints go to stderr and their
+    logs and warnings stay quiet (:func:`_quiet_libraries`), so stdout holds only the table. Yields
+    ``done(step)``, to call after each step."""
+    with _progress(total, desc, leave=True) as bar, contextlib.redirect_stdout(sys.stderr), \
+            _quiet_libraries(import_lightning):
+        def done(step: str) -> None:
+            bar.set_postfix_str(f"{step} done")
+            bar.update(1)
 
+        yield done
+
+
+def _chapter(args: argparse.Namespace, device: torch.device) -> int:
     from torchmech import report
     from torchmech.data.mnist import MnistDataError
 
@@ -504,12 +516,7 @@ def _chapter(args: argparse.Namespace, device: torch.device) -> int:
         return 2
     chosen = args.section or chapter_sections()
     try:
-        with tqdm(total=len(chosen), desc="chapter", file=sys.stderr, disable=None) as bar, \
-                contextlib.redirect_stdout(sys.stderr), _quiet_libraries(import_lightning="s9" in chosen):
-            def done(section: str) -> None:  # libraries' prints (above) and logs stay off the table
-                bar.set_postfix_str(f"{section} done")
-                bar.update(1)
-
+        with _steps(len(chosen), "chapter", import_lightning="s9" in chosen) as done:
             rep = report.run_chapter(device, args.section, quick=args.quick, out=args.out, progress=done,
                                      data=args.data)
             files = rep.write(args.out)
@@ -525,8 +532,6 @@ def _chapter(args: argparse.Namespace, device: torch.device) -> int:
 
 
 def _conformance(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
     from torchmech.conformance import chosen_backends, run_conformance
     from torchmech.data.mnist import MnistDataError
 
@@ -541,12 +546,7 @@ def _conformance(args: argparse.Namespace) -> int:
         return 2
     sections = args.sections or chapter_sections()
     try:
-        with tqdm(total=len(names), desc="conformance", file=sys.stderr, disable=None) as bar, \
-                contextlib.redirect_stdout(sys.stderr), _quiet_libraries(import_lightning="s9" in sections):
-            def done(name: str) -> None:
-                bar.set_postfix_str(f"{name} done")
-                bar.update(1)
-
+        with _steps(len(names), "conformance", import_lightning="s9" in sections) as done:
             matrix = run_conformance(names, args.sections, quick=args.quick, data=args.data, progress=done)
             files = matrix.write(args.out)
     except MnistDataError as err:

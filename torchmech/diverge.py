@@ -178,8 +178,12 @@ def record(be: Backend, claim_id: str, steps: int = 3, data: Path | None = None)
     return recorder.events
 
 
+def _rms(t: torch.Tensor) -> float:
+    return t.pow(2).mean().sqrt().item() if t.numel() else 0.0
+
+
 def _rmse(x: torch.Tensor, y: torch.Tensor) -> float:
-    return torch.sqrt(torch.mean((x - y) ** 2)).item() if x.numel() else 0.0
+    return _rms(x - y)
 
 
 @dataclass
@@ -255,7 +259,7 @@ def diverge(a: str | Backend = "cpu", b: str | Backend = "compile", claim_id: st
     ratios: list[tuple[str, float]] = []
     first = None
     for i, (ea, eb, e64) in enumerate(zip(*streams, strict=True)):
-        budget = tolerance.k * _rmse(ea.value, e64.value) + tolerance.tol * max(1.0, _rmse(e64.value, 0 * e64.value))
+        budget = tolerance.k * _rmse(ea.value, e64.value) + tolerance.tol * max(1.0, _rms(e64.value))
         error = _rmse(eb.value, e64.value)
         ratio = error / budget if budget > 0 else (0.0 if error == 0 else math.inf)
         ratios.append((ea.name, ratio))
