@@ -14,6 +14,7 @@ import torch
 
 from torchmech.claims import REFERENCE, Context, Implementation
 from torchmech.data.mnist import data_root, fetch_mnist
+from torchmech.learn import Workspace
 from torchmech.runs import SHARED, Runs
 
 
@@ -32,14 +33,28 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Runs:
 
 
 @pytest.fixture(scope="session")
-def implementation(pytestconfig: pytest.Config) -> Implementation:
-    """The implementation under test: torchmech itself, or a learner's workspace (``pytest --impl DIR``)."""
+def workspace(pytestconfig: pytest.Config) -> Workspace | None:
+    """The learner's workspace under test (``pytest --impl=DIR``), or ``None``: torchmech itself."""
     path = pytestconfig.getoption("--impl")
     if not path:
-        return REFERENCE
+        return None
     from torchmech.learn import cached_workspace
 
-    return cached_workspace(str(path)).impl
+    return cached_workspace(str(path))
+
+
+@pytest.fixture(scope="session")
+def under_test(workspace: Workspace | None) -> Implementation:
+    """The implementation under test: torchmech itself, or the workspace's (the registry's claims take it)."""
+    return REFERENCE if workspace is None else workspace.impl
+
+
+@pytest.fixture(scope="session")
+def implementation() -> Implementation:
+    """The reference, for the hand-written property tests: they pin torchmech's own pieces down. A learner's
+    pieces are graded by ``test_exercise`` (the differential check of ``torchmech learn check``) and by the
+    claims, so that ``pytest --impl`` and ``learn check`` give one verdict per exercise."""
+    return REFERENCE
 
 
 @pytest.fixture(scope="session")
@@ -49,9 +64,9 @@ def backend(pytestconfig: pytest.Config) -> str:
 
 
 @pytest.fixture
-def spec(device: str, runs: Runs, implementation: Implementation, backend: str) -> Context:
+def spec(device: str, runs: Runs, under_test: Implementation, backend: str) -> Context:
     """The registry's context on ``device``: the implementation under test, the backend, not quick."""
-    return Context(device=torch.device(device), backend=backend, runs=runs, impl=implementation)
+    return Context(device=torch.device(device), backend=backend, runs=runs, impl=under_test)
 
 
 @pytest.fixture

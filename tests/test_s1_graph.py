@@ -8,7 +8,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.registry import check, claim_cases
+from tests.registry import check, check_exercise, claim_cases, exercise_cases
 from tests.strategies import NUMPY_DTYPE, arith_dtypes, broadcastable_triples, reals, tensors
 from torchmech.claims import Implementation
 from torchmech.graph import compute_z, dynamic_branch, grad_fn_dag, op_chain, render_dag
@@ -21,6 +21,14 @@ def test_claim(claim, spec) -> None:
     """Each claim of this section in the registry (torchmech/claims.py) holds: the book's value,
     or the band, bound or law its rule names with its reason."""
     check(claim, spec)
+
+
+@pytest.mark.parametrize("exercise", exercise_cases("s1"))
+def test_exercise(exercise, workspace) -> None:
+    """The exercise graded as `torchmech learn check s1` grades it (on the reference: its check catches
+    every catalogued mistake, each named as itself)."""
+    check_exercise(exercise, workspace)
+
 
 i32, i64, f32, f64 = torch.int32, torch.int64, torch.float32, torch.float64
 

@@ -13,7 +13,7 @@ from hypothesis.extra import numpy as hnp
 from scipy import stats
 from torch import nn
 
-from tests.registry import check, claim_cases
+from tests.registry import check, check_exercise, claim_cases, exercise_cases
 from tests.strategies import torch_seeds
 from torchmech.claims import Implementation
 from torchmech.init import ParameterModule, RawTensorModule, fans, glorot_bound, glorot_std
@@ -26,6 +26,14 @@ def test_claim(claim, spec) -> None:
     """Each claim of this section in the registry (torchmech/claims.py) holds: the book's value,
     or the band, bound or law its rule names with its reason."""
     check(claim, spec)
+
+
+@pytest.mark.parametrize("exercise", exercise_cases("s2"))
+def test_exercise(exercise, workspace) -> None:
+    """The exercise graded as `torchmech learn check s2` grades it (on the reference: its check catches
+    every catalogued mistake, each named as itself)."""
+    check_exercise(exercise, workspace)
+
 
 ALPHA = 1e-4  # significance level of every statistical test in this file
 

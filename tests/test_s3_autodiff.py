@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from tests.registry import check, claim_cases
+from tests.registry import check, check_exercise, claim_cases, exercise_cases
 from tests.strategies import FLOAT_DTYPES, reals
 from torchmech.autodiff import (
     CHAIN_CASES,
@@ -34,6 +34,13 @@ def test_claim(claim, spec) -> None:
     """Each claim of this section in the registry (torchmech/claims.py) holds: the book's value,
     or the band, bound or law its rule names with its reason."""
     check(claim, spec)
+
+
+@pytest.mark.parametrize("exercise", exercise_cases("s3"))
+def test_exercise(exercise, workspace) -> None:
+    """The exercise graded as `torchmech learn check s3` grades it (on the reference: its check catches
+    every catalogued mistake, each named as itself)."""
+    check_exercise(exercise, workspace)
 
 
 def _book_example(device: str, dtype: torch.dtype = torch.float32):

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from torch import nn
 
-from tests.registry import check, claim_cases
+from tests.registry import check, check_exercise, claim_cases, exercise_cases
 from tests.strategies import FLOAT_DTYPES, reals, shapes, tensors, torch_seeds
 from torchmech.claims import Implementation
 from torchmech.init import fans, glorot_bound
@@ -30,6 +30,13 @@ def test_claim(claim, spec) -> None:
     """Each claim of this section in the registry (torchmech/claims.py) holds: the book's value,
     or the band, bound or law its rule names with its reason."""
     check(claim, spec)
+
+
+@pytest.mark.parametrize("exercise", exercise_cases("s4"))
+def test_exercise(exercise, workspace) -> None:
+    """The exercise graded as `torchmech learn check s4` grades it (on the reference: its check catches
+    every catalogued mistake, each named as itself)."""
+    check_exercise(exercise, workspace)
 
 
 def test_sequential_maps_4_features_to_32(device: str, implementation: Implementation) -> None:

@@ -13,11 +13,10 @@ from hypothesis import strategies as st
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from tests.registry import check, claim_cases
+from tests.registry import check, check_exercise, claim_cases, exercise_cases
 from torchmech.capacity import EnsembleResult, batch_orders, train_ensemble
 from torchmech.claims import Implementation
 from torchmech.data.xor import make_xor
-from torchmech.exercises import exercise
 from torchmech.models import mlp
 from torchmech.runs import SHARED, xor_run
 from torchmech.train import History, binary_correct, train
@@ -30,6 +29,13 @@ def test_claim(claim, spec) -> None:
     """Each claim of this section in the registry (torchmech/claims.py) holds: the book's value,
     or the band, bound or law its rule names with its reason."""
     check(claim, spec)
+
+
+@pytest.mark.parametrize("exercise", exercise_cases("s5"))
+def test_exercise(exercise, workspace) -> None:
+    """The exercise graded as `torchmech learn check s5` grades it (on the reference: its check catches
+    every catalogued mistake, each named as itself)."""
+    check_exercise(exercise, workspace)
 
 
 
@@ -72,9 +78,36 @@ def test_history_holds_plain_floats_per_epoch() -> None:
 def test_epoch_loss_is_the_mean_over_batches_and_accuracy_over_samples(implementation: Implementation) -> None:
     """Epoch loss = Σ batch losses / len(loader) (uneven last batch included); accuracy = right
     answers / samples; validation runs under no_grad in eval mode; gradients are zeroed after every
-    step. The checks of the `train` exercise (torchmech/exercises.py), which grade a learner's loop too."""
-    for law in exercise("train").checks:
-        law(implementation)
+    step — each written out by hand against the loop (a learner's loop is graded against this one by
+    the `train` exercise's samples)."""
+    from torchmech.samples import Probe
+
+    x = torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0], [0.0, -1.0], [0.5, 0.5]])
+    y = torch.tensor([1.0, 1.0, 0.0, 0.0, 1.0])
+    loader = DataLoader(TensorDataset(x, y), batch_size=2)  # batches of 2, 2, 1
+    torch.manual_seed(0)
+    model = Probe(2, 1, nn.Sigmoid())
+    with torch.no_grad():
+        losses = [nn.BCELoss()(model(xb)[:, 0], yb).item() for xb, yb in loader]
+        right = binary_correct(model(x)[:, 0], y).item()
+    model.calls.clear()
+    h = implementation.train(model, nn.BCELoss(), torch.optim.SGD(model.parameters(), lr=0.0), loader, 2,
+                             valid_batches=loader, correct=binary_correct)
+    mean = sum(losses) / 3  # lr 0: the batch losses of training and of validation are the same
+    assert h.train_loss == pytest.approx([mean, mean], rel=1e-12) and h.valid_loss == pytest.approx([mean, mean])
+    assert h.train_acc == h.valid_acc == [right / 5] * 2
+    assert model.calls == (["train + grad"] * 3 + ["eval"] * 3) * 2
+    torch.manual_seed(0)
+    model, ref = Probe(2, 1, nn.Sigmoid()), Probe(2, 1, nn.Sigmoid())
+    ref.load_state_dict(model.state_dict())
+    implementation.train(model, nn.BCELoss(), torch.optim.SGD(model.parameters(), lr=0.5), loader, 1,
+                         correct=binary_correct)
+    opt = torch.optim.SGD(ref.parameters(), lr=0.5)
+    for xb, yb in loader:  # the update written out: gradients zeroed after every step
+        nn.BCELoss()(ref(xb)[:, 0], yb).backward()
+        opt.step()
+        opt.zero_grad()
+    torch.testing.assert_close(model.lin.weight, ref.lin.weight)
 
 
 def test_printed_books_xor_divisor_is_an_erratum() -> None:

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from scipy import stats
 from torch import nn
 
-from tests.registry import check, claim_cases
+from tests.registry import check, check_exercise, claim_cases, exercise_cases
 from tests.strategies import reals, torch_seeds
 from torchmech.claims import Implementation
 from torchmech.data.xor import make_xor
@@ -32,6 +32,14 @@ def test_claim(claim, spec) -> None:
     """Each claim of this section in the registry (torchmech/claims.py) holds: the book's value,
     or the band, bound or law its rule names with its reason."""
     check(claim, spec)
+
+
+@pytest.mark.parametrize("exercise", exercise_cases("s6"))
+def test_exercise(exercise, workspace) -> None:
+    """The exercise graded as `torchmech learn check s6` grades it (on the reference: its check catches
+    every catalogued mistake, each named as itself)."""
+    check_exercise(exercise, workspace)
+
 
 ALPHA = 1e-4  # significance level of the statistical tests in this file
 

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from torch import nn
 
-from tests.registry import check, claim_cases
+from tests.registry import check, check_exercise, claim_cases, exercise_cases
 from torchmech.claims import Implementation
 from torchmech.data.auto_mpg import BUNDLED, COLUMNS, load_auto_mpg
 
@@ -22,6 +22,13 @@ def test_claim(claim, spec) -> None:
     """Each claim of this section in the registry (torchmech/claims.py) holds: the book's value,
     or the band, bound or law its rule names with its reason."""
     check(claim, spec)
+
+
+@pytest.mark.parametrize("exercise", exercise_cases("s7"))
+def test_exercise(exercise, workspace) -> None:
+    """The exercise graded as `torchmech learn check s7` grades it (on the reference: its check catches
+    every catalogued mistake, each named as itself)."""
+    check_exercise(exercise, workspace)
 
 
 # --- the data ---------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from tests.registry import check, claim_cases
+from tests.registry import check, check_exercise, claim_cases, exercise_cases
 from torchmech.autodiff import fgsm, saliency
 from torchmech.claims import Implementation, claim
 from torchmech.data.mnist import (
@@ -41,6 +41,13 @@ def test_claim(claim, spec) -> None:
     """Each claim of this section in the registry (torchmech/claims.py) holds: the book's value,
     or the band, bound or law its rule names with its reason."""
     check(claim, spec)
+
+
+@pytest.mark.parametrize("exercise", exercise_cases("s8"))
+def test_exercise(exercise, workspace) -> None:
+    """The exercise graded as `torchmech learn check s8` grades it (on the reference: its check catches
+    every catalogued mistake, each named as itself)."""
+    check_exercise(exercise, workspace)
 
 
 # --- the data layer, against a local fake source --------------------------------------------------

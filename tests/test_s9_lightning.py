@@ -16,7 +16,7 @@ from torch import nn
 from torch.utils.data import DistributedSampler
 from torchmetrics import Accuracy
 
-from tests.registry import check, claim_cases
+from tests.registry import check, check_exercise, claim_cases, exercise_cases
 from torchmech.claims import Context
 from torchmech.lit import MnistDataModule, MultiLayerPerceptron, fit
 
@@ -28,6 +28,14 @@ def test_claim(claim, spec) -> None:
     """Each claim of this section in the registry (torchmech/claims.py) holds: the book's value,
     or the band, bound or law its rule names with its reason."""
     check(claim, spec)
+
+
+@pytest.mark.parametrize("exercise", exercise_cases("s9"))
+def test_exercise(exercise, workspace) -> None:
+    """The exercise graded as `torchmech learn check s9` grades it (on the reference: its check catches
+    every catalogued mistake, each named as itself)."""
+    check_exercise(exercise, workspace)
+
 
 SHORT = {"limit_train_batches": 20, "limit_val_batches": 5, "limit_test_batches": 5,
          "log_every_n_steps": 5, "progress": False}

@@ -172,7 +172,9 @@ class Backend:
             yield self
         finally:
             stack.close()
-            torch.use_deterministic_algorithms(saved[0], warn_only=saved[1])
+            if (torch.are_deterministic_algorithms_enabled(),
+                    torch.is_deterministic_algorithms_warn_only_enabled()) != saved[:2]:
+                torch.use_deterministic_algorithms(saved[0], warn_only=saved[1])  # (imports inductor: ~1.5 s)
             torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = saved[2], saved[3]
             torch.set_float32_matmul_precision(saved[4])
             torch.backends.cudnn.allow_tf32 = saved[5]

@@ -27,9 +27,20 @@ from torchmech.train import binary_decision
 Layers = list[tuple[torch.Tensor, torch.Tensor]]  # (weight (in, out), bias (out,)) per layer
 
 
+def _noisy_linear(m: nn.Module) -> bool:
+    """``m`` is torchmech's :class:`~torchmech.layers.NoisyLinear` or laid out like it (a learner's: tensors
+    ``w`` of shape ``(in, out)`` and ``b``, not an ``nn.Linear``)."""
+    if isinstance(m, NoisyLinear):
+        return True
+    return not isinstance(m, nn.Linear) and all(isinstance(getattr(m, a, None), torch.Tensor) for a in ("w", "b"))
+
+
 def chain_layers(model: nn.Module) -> tuple[Layers, float]:
     """Weights ``(in, out)`` and biases of a ``[Linear|NoisyLinear, ReLU]* Linear, Sigmoid`` chain,
     and the first layer's input-noise σ (0 without a ``NoisyLinear``).
+
+    A ``NoisyLinear`` is torchmech's or any layer laid out like it (a learner's): its ``w``, ``b`` and
+    ``noise_stddev`` are read; its ``forward`` is not run (the ensemble draws the input noise itself).
 
     Raises:
         ValueError: the model is not such a chain.
@@ -41,11 +52,13 @@ def chain_layers(model: nn.Module) -> tuple[Layers, float]:
         if isinstance(m, nn.Linear):
             layers.append((m.weight.detach().T, m.bias.detach()))
             kinds.append("linear")
-        elif isinstance(m, NoisyLinear):
+        elif _noisy_linear(m):
             if layers:
                 raise ValueError("only the first layer may be a NoisyLinear")
+            if not isinstance(getattr(m, "noise_stddev", None), int | float):
+                raise ValueError(f"{type(m).__name__} keeps no noise_stddev: the ensemble reads its σ there")
             layers.append((m.w.detach(), m.b.detach()))
-            noise = m.noise_stddev
+            noise = float(m.noise_stddev)
             kinds.append("linear")
         elif isinstance(m, nn.ReLU | nn.Sigmoid):
             kinds.append(type(m).__name__)

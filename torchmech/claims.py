@@ -136,7 +136,8 @@ class Context:
         device: where tensors live (the book's digits are CPU facts).
         backend: how the code runs (a name of :data:`torchmech.backends.BACKENDS`, or ``"eager"``: the
             plain backend of ``device``); a named backend sets the device (:meth:`on`).
-        impl: the implementation under test (default: torchmech itself).
+        impl: the implementation under test (default: torchmech itself); the runs take their pieces from it
+            (``train``, ``mnist_mlp``…: :func:`torchmech.runs.run_pieces`).
         quick: trim the long trainings (MNIST to 2 epochs, Lightning to one short epoch).
         data: the MNIST data root (``None``: ``$TORCHMECH_DATA`` or the per-user cache).
         runs: the named runs, computed once per process (:data:`torchmech.runs.SHARED`).
@@ -167,7 +168,8 @@ class Context:
         return torch.tensor(value, device=self.device, dtype=dtype, requires_grad=requires_grad)
 
     def _get(self, name: str, **kwargs: Any) -> Any:
-        return self.runs.get(name, backend=self.be, **kwargs)
+        """The shared run ``name`` on this backend, with the pieces of the implementation under test."""
+        return self.runs.get(name, backend=self.be, impl=self.impl, **kwargs)
 
     def xor(self, model: str):  # -> (nn.Module, History)
         return self._get("xor", model=model)
@@ -830,9 +832,10 @@ NOTEBOOK_OFF_CPU = Band(0.002, "float order differs between devices, as for §8'
 
 
 def _notebook_test_acc(ctx: Context, run: Any) -> float:
-    from torchmech.lit import MultiLayerPerceptron, notebook_test_acc
+    from torchmech.lit import notebook_test_acc
 
-    model = MultiLayerPerceptron.load_from_checkpoint(run.best_checkpoint, map_location=ctx.device)
+    # the run trained the implementation's class: its checkpoint loads into that class
+    model = ctx.impl.MultiLayerPerceptron.load_from_checkpoint(run.best_checkpoint, map_location=ctx.device)
     return notebook_test_acc(model, ctx.data)
 
 

@@ -7,6 +7,7 @@ import contextlib
 import importlib
 import json
 import logging
+import os
 import sys
 import time
 import warnings
@@ -161,12 +162,17 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("section", choices=chapter_sections(), metavar="sN", help="s1 … s9")
     check.add_argument("--impl", type=Path, default=None, metavar="DIR", help=impl_help)
     check.add_argument("--hint", action="store_true", help="one more hint for the first unfinished exercise")
-    check.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     status = learn_commands.add_parser("status", help="every section: not started / failing / done")
     status.add_argument("--impl", type=Path, default=None, metavar="DIR", help=impl_help)
-    status.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    for sub in (check, status):
+        sub.add_argument("--full", action="store_true",
+                         help="also judge the section's claims on the chapter's full runs with your code (slow)")
+        sub.add_argument("--timeout", type=_positive_float, default=None, metavar="S",
+                         help="seconds each exercise's check may take (default 10)")
+        sub.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     mistakes = learn_commands.add_parser("mistakes", help="the catalogue of classic mistakes and the claims "
                                                           "that catch each")
+    mistakes.add_argument("--verify", action="store_true", help="run every mistake through its exercise's checks")
     mistakes.add_argument("--json", action="store_true", help="print one JSON object on stdout")
 
     data = commands.add_parser("data", help="data sets: `torchmech data fetch` gets MNIST once")
@@ -324,6 +330,16 @@ def _positive(text: str) -> int:
     return value
 
 
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
 def _devices(text: str) -> int | str:
     """Lightning's ``devices``: ``auto`` or how many (a whole number > 0)."""
     return "auto" if text == "auto" else _positive(text)
@@ -408,8 +424,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _learn(args: argparse.Namespace) -> int:
     """``torchmech learn init | check | status | mistakes``: the learner's commands."""
-    import os
-
     from torchmech import learn
 
     if args.learn_command == "init":
@@ -430,39 +444,50 @@ def _learn(args: argparse.Namespace) -> int:
     sections = [args.section] if args.learn_command == "check" else chapter_sections()
     with contextlib.redirect_stdout(sys.stderr), _quiet_libraries(import_lightning="s9" in sections):
         try:
-            ws = learn.load_workspace(impl)
+            ws = learn.load_workspace(impl, timeout=args.timeout, sections=sections)
         except learn.WorkspaceError as err:
             print(f"torchmech: error: {err}", file=sys.stderr)
             return 2
-        grades = [g for s in sections for g in learn.check_section(s, ws)]
+        grades = [g for s in sections for g in learn.check_section(s, ws, full=args.full, timeout=args.timeout)]
         tip = None
         if args.learn_command == "check" and args.hint:
             todo = next((g for g in grades if g.status != "done"), None)
             tip = learn.hint(todo.exercise, ws.path) if todo else "nothing left to hint: every exercise is done"
-    if args.json:
-        print(json.dumps({"workspace": str(ws.path), "exercises": [g.as_dict() for g in grades],
-                          "hint": tip}, indent=2))
-    else:
-        print(learn.board(grades))
-        if tip:
-            print(f"\n{tip}")
-    return 0 if all(g.status == "done" for g in grades) else 1
+    report = learn.Report(grades, str(ws.path), tip, args.full)
+    _emit(json.dumps(report.to_json(), indent=2) if args.json else report.table())
+    return report.exit_code
+
+
+def _emit(text: str) -> None:
+    """Print to stdout; a reader that closed the pipe early (``| head``) ends the output quietly."""
+    try:
+        print(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
 
 
 def _mistakes(args: argparse.Namespace) -> int:
+    """The catalogue, one line each; ``--verify`` also runs every mistake through its exercise's checks."""
     from torchmech.mistakes import MISTAKES, catch
 
-    with contextlib.redirect_stdout(sys.stderr), _quiet_libraries(import_lightning=True):
-        rows = [{"mistake": m.name, "exercise": m.exercise, "what": m.what,
-                 "caught_by": [k for k, _ in catch(m.name)]} for m in MISTAKES]
-    survivors = [r["mistake"] for r in rows if not r["caught_by"]]
+    rows = [{"mistake": m.name, "exercise": m.exercise, "what": m.what} for m in MISTAKES]
+    survivors: list[str] = []
+    if args.verify:
+        with contextlib.redirect_stdout(sys.stderr), _quiet_libraries(import_lightning=True):
+            for r in rows:
+                r["caught_by"] = [k for k, _ in catch(r["mistake"])]
+        survivors = [r["mistake"] for r in rows if not r["caught_by"]]
     if args.json:
-        print(json.dumps({"mistakes": rows, "survivors": survivors}, indent=2))
+        _emit(json.dumps({"mistakes": rows, "survivors": survivors if args.verify else None}, indent=2))
     else:
         width = max(len(r["mistake"]) for r in rows)
-        for r in rows:
-            print(f"{r['mistake']:<{width}}  {r['exercise']:<24}  caught by {', '.join(r['caught_by']) or 'NOTHING'}")
-        print(f"\n{len(rows) - len(survivors)}/{len(rows)} mistakes caught")
+        lines = [f"{r['mistake']:<{width}}  {r['exercise']:<24}  {r['what']}"
+                 + (f"  [caught by {', '.join(r['caught_by']) or 'NOTHING'}]" if args.verify else "") for r in rows]
+        tail = (f"{len(rows) - len(survivors)}/{len(rows)} mistakes caught" if args.verify
+                else f"{len(rows)} mistakes (`--verify` runs each through its checks)")
+        _emit("\n".join([*lines, "", tail]))
     return 1 if survivors else 0
 
 

@@ -7,9 +7,12 @@
   :class:`~torchmech.claims.Implementation` in which every written exercise replaces the reference
   piece; an exercise whose body still only raises ``NotImplementedError`` is *not started* and
   falls back to the reference, so a learner works one exercise at a time.
-* :func:`grade` runs an exercise's registry claims and checks on that implementation:
-  ``not started``, ``failing`` (the first failure: the book's value and theirs, or what a check
-  expected and got, and the likely mistake from :mod:`torchmech.mistakes`) or ``done``.
+* :func:`grade` runs an exercise's registry claims and its differential check (the learner's piece
+  against the reference on drawn inputs, :mod:`torchmech.grader`) within a time limit:
+  ``not started``, ``failing`` (the first difference, what the values say about it, and a catalogued
+  mistake only when the code behaves exactly like it) or ``done``. A module that does not import
+  fails its own section only.
+* :func:`check` is the same from Python or a notebook, for a section or for one function or class.
 * :func:`hint` climbs each exercise's ladder one rung per request: the chapter's idea, the
   formula, the reference's line — never the solution unasked.
 """
@@ -22,13 +25,14 @@ import importlib.util
 import json
 import sys
 import textwrap
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from torchmech import SECTIONS
-from torchmech.claims import Context, Implementation, claim
-from torchmech.exercises import Exercise, exercise, exercises
+from torchmech.claims import Implementation
+from torchmech.exercises import Exercise, exercise, exercises, failures
 
 #: The stub module of each section, as the workspace names it.
 MODULES: dict[str, str] = {"s1": "s1_graph", "s2": "s2_init", "s3": "s3_autodiff", "s4": "s4_nn", "s5": "s5_xor",
@@ -67,7 +71,7 @@ at a time. Nothing here is overwritten by `torchmech learn init`.
 
 
 class WorkspaceError(Exception):
-    """A workspace that cannot be used (missing folder, a module that does not import): one line."""
+    """A folder that is no workspace (missing, or without any section module): one line."""
 
 
 def init_workspace(directory: Path) -> tuple[list[Path], list[Path]]:
@@ -79,7 +83,7 @@ def init_workspace(directory: Path) -> tuple[list[Path], list[Path]]:
     for section, module in MODULES.items():
         body = [_HEADER.format(title=SECTIONS[section], section=section, extra=_EXTRA.get(section, "")).rstrip() + "\n"]
         for e in exercises(section):
-            body.append(_stub(e))
+            body.append(_stub(e, directory))
         files[directory / f"{module}.py"] = "".join(body)
     for path, text in files.items():
         if path.exists():
@@ -90,11 +94,13 @@ def init_workspace(directory: Path) -> tuple[list[Path], list[Path]]:
     return written, kept
 
 
-def _stub(e: Exercise) -> str:
-    checked = ", ".join(e.claims) if e.claims else "its checks (laws over a few inputs)"
+def _stub(e: Exercise, directory: Path) -> str:
+    checked = ", ".join(e.claims) if e.claims else "the reference, on drawn inputs"
     wrap = lambda text: textwrap.fill(text, 100, initial_indent="    ", subsequent_indent="    ")  # noqa: E731
-    doc = (f'    """{wrap(e.task).strip()}\n\n{wrap(f"Checked by: {checked}.")}\n'
-           f'    Stuck? `torchmech learn check {e.section} --hint`.\n    """')
+    checks = (f"Checked by: {checked}; every sample input is compared with torchmech's own {e.name} (values, "
+              f"shapes, dtypes, types, the inputs after the call, the random draws).")
+    doc = (f'    """{wrap(e.task).strip()}\n\n{wrap(checks)}\n'
+           f'    Stuck? `torchmech learn check {e.section} --impl {directory} --hint`.\n    """')
     raise_line = f'raise NotImplementedError("{e.name}: not started (see the docstring)")'
     if e.stub.startswith("class "):
         return (f"\n\n{e.stub}\n{doc}\n\n    def __init__(self, *args, **kwargs) -> None:\n"
@@ -121,11 +127,13 @@ def _not_started(node: ast.AST) -> bool:
 
 @dataclass
 class Workspace:
-    """A learner's folder, loaded: the implementation to grade and where each exercise came from."""
+    """A learner's folder, loaded: the implementation to grade, where each exercise came from, and the
+    section modules that could not be loaded (section → the one-line reason, with file and line)."""
 
     path: Path
     impl: Implementation
     source: dict[str, str] = field(default_factory=dict)  # exercise → "workspace" | "not started"
+    errors: dict[str, str] = field(default_factory=dict)
 
     def status(self, name: str) -> str:
         return self.source.get(name, "not started")
@@ -137,57 +145,80 @@ def cached_workspace(directory: str) -> Workspace:
     return load_workspace(directory)
 
 
-def load_workspace(directory: str | Path) -> Workspace:
-    """Import the learner's section modules; written exercises override the reference.
+def _module_error(file: Path, err: BaseException) -> str:
+    from torchmech.grader import TookTooLong, learner_frame
+
+    if isinstance(err, SyntaxError):
+        return f"{file.name}:{err.lineno}: SyntaxError: {err.msg}"
+    if isinstance(err, TookTooLong):
+        return f"{file.name} does not import: {err}"
+    at = learner_frame(err) or file.name
+    return f"{at}: {file.name} does not import: {type(err).__name__}: {err}"
+
+
+def load_workspace(directory: str | Path, timeout: float | None = None,
+                   sections: Sequence[str] | None = None) -> Workspace:
+    """Import the learner's section modules (only those of ``sections``, when given: a §1 check does not
+    import §9's Lightning); written exercises override the reference. A module that does not parse or
+    import (or hangs past the time limit) fails its own section only (:attr:`Workspace.errors`).
 
     Raises:
-        WorkspaceError: the folder does not exist, or a module fails to import (named, with why).
+        WorkspaceError: the folder does not exist or holds no section module.
     """
+    from torchmech.grader import TIME_LIMIT, TookTooLong, time_limit
+
     path = Path(directory).expanduser()
-    if not path.is_dir():
-        raise WorkspaceError(f"no workspace at {path}: create one with `torchmech learn init {path}`")
+    if not path.is_dir() or not any((path / f"{m}.py").exists() for m in MODULES.values()):
+        raise WorkspaceError(f"no torchmech workspace in {path} (run `torchmech learn init {path}`)")
     overrides: dict[str, Any] = {}
     source: dict[str, str] = {}
+    errors: dict[str, str] = {}
     for section, module in MODULES.items():
         file = path / f"{module}.py"
-        if not file.exists():
+        if not file.exists() or (sections is not None and section not in sections):
             continue
         try:
             tree = ast.parse(file.read_text(), filename=str(file))
         except SyntaxError as err:
-            raise WorkspaceError(f"{file.name} line {err.lineno}: {err.msg}") from err
+            errors[section] = _module_error(file, err)
+            continue
         defined: dict[str, ast.AST] = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef | ast.ClassDef)}
-        for node in tree.body:  # a piece may also be imported (reused from elsewhere): it counts as written
+        for node in tree.body:  # a piece may also be imported or assigned (`f = lambda …`): it counts as written
             if isinstance(node, ast.ImportFrom):
                 defined.update({a.asname or a.name: node for a in node.names})
-        name = f"torchmech_workspace_{abs(hash(str(path)))}_{module}"
+            elif isinstance(node, ast.Assign):
+                defined.update({t.id: node for t in node.targets if isinstance(t, ast.Name)})
+        name = f"torchmech_workspace_{abs(hash(str(path.resolve())))}_{module}"
         spec = importlib.util.spec_from_file_location(name, file)
         mod = importlib.util.module_from_spec(spec)
         sys.modules[name] = mod
         try:
-            spec.loader.exec_module(mod)
-        except Exception as err:  # the learner's module: any error is theirs to see, in one line
-            raise WorkspaceError(f"{file.name} does not import: {type(err).__name__}: {err}") from err
+            with time_limit(TIME_LIMIT if timeout is None else timeout):
+                spec.loader.exec_module(mod)
+        except (Exception, TookTooLong) as err:  # the learner's module: any error is theirs to see, in one line
+            errors[section] = _module_error(file, err)
+            sys.modules.pop(name, None)
+            continue
         for e in exercises(section):
             if e.name in defined:
                 started = not _not_started(defined[e.name])
                 source[e.name] = "workspace" if started else "not started"
-                if started:
+                if started and hasattr(mod, e.name):
                     overrides[e.name] = getattr(mod, e.name)
-    return Workspace(path, Implementation(f"workspace {path}", overrides), source)
+    return Workspace(path, Implementation(f"workspace {path}", overrides), source, errors)
 
 
 # --- grading ----------------------------------------------------------------------------------------
 @dataclass
 class Grade:
-    """How one exercise stands: ``not started``, ``failing`` (with the first failure and the likely
-    mistake) or ``done``."""
+    """How one exercise stands: ``not started``, ``failing`` (with the first failure and, when the code
+    behaves exactly like one, the catalogued mistake) or ``done``."""
 
     exercise: str
     section: str
     status: str
     failure: str = ""
-    failed: list[str] = field(default_factory=list)  # claim ids and check names that failed
+    failed: list[str] = field(default_factory=list)  # claim ids, "samples", "time", "import"
     mistake: str = ""
 
     def as_dict(self) -> dict[str, Any]:
@@ -195,55 +226,44 @@ class Grade:
                 "failure": self.failure, "failed": self.failed, "mistake": self.mistake}
 
 
-def failures(e: Exercise, impl: Implementation, first_only: bool = False) -> list[tuple[str, str]]:
-    """(what failed, why) for each of the exercise's claims and checks that fail on ``impl``."""
-    from torchmech.runs import Runs
-
-    found: list[tuple[str, str]] = []
-    ctx = Context(impl=impl, runs=Runs())
-    for claim_id in e.claims:
-        try:
-            result = claim(claim_id).judge(ctx)
-        except Exception as err:  # the learner's code raised: that is the failure
-            found.append((claim_id, f"{claim_id}: raised {type(err).__name__}: {err}"))
-        else:
-            if result.holds == "no":
-                found.append((claim_id, f"{claim_id}: {result.statement}\n  book: {result.book}\n  yours: "
-                                        f"{result.ours}"))
-        if found and first_only:
-            return found
-    for check in e.checks:
-        try:
-            check(impl)
-        except Exception as err:
-            why = str(err) if isinstance(err, AssertionError) else f"raised {type(err).__name__}: {err}"
-            found.append((check.__name__.removeprefix("_"), f"{check.__name__.removeprefix('_')}: {why}"))
-        if found and first_only:
-            return found
-    return found
-
-
-def grade(e: Exercise, ws: Workspace) -> Grade:
-    """Grade one exercise of a loaded workspace."""
-    if ws.status(e.name) != "workspace":
-        return Grade(e.name, e.section, "not started")
-    found = failures(e, ws.impl)
-    if not found:
-        return Grade(e.name, e.section, "done")
+def grade_piece(e: Exercise, impl: Implementation, *, full: bool = False, timeout: float | None = None) -> Grade:
+    """Grade the piece ``impl`` gives for ``e``: its claims, then every sample against the reference; a
+    failure is named after a catalogued mistake only when the piece behaves exactly like it."""
+    from torchmech.grader import TIME_LIMIT, TookTooLong, time_limit
     from torchmech.mistakes import likely_mistake
 
-    return Grade(e.name, e.section, "failing", failure=found[0][1], failed=[k for k, _ in found],
-                 mistake=likely_mistake(e.name, found))
+    found = failures(e, impl, full=full, timeout=timeout)
+    if not found:
+        return Grade(e.name, e.section, "done")
+    mistake = ""
+    if found[0][0] != "time":
+        try:
+            with time_limit(TIME_LIMIT if timeout is None else timeout):
+                mistake = likely_mistake(e.name, getattr(impl, e.name))
+        except TookTooLong:
+            mistake = ""
+    return Grade(e.name, e.section, "failing", failure=found[0][1], failed=[k for k, _ in found], mistake=mistake)
 
 
-def check_section(section: str, ws: Workspace) -> list[Grade]:
-    return [grade(e, ws) for e in exercises(section)]
+def grade(e: Exercise, ws: Workspace, *, full: bool = False, timeout: float | None = None) -> Grade:
+    """Grade one exercise of a loaded workspace."""
+    if e.section in ws.errors:
+        return Grade(e.name, e.section, "failing", failure=ws.errors[e.section], failed=["import"])
+    if ws.status(e.name) != "workspace":
+        return Grade(e.name, e.section, "not started")
+    return grade_piece(e, ws.impl, full=full, timeout=timeout)
 
 
-def board(grades: list[Grade]) -> str:
+def check_section(section: str, ws: Workspace, *, full: bool = False, timeout: float | None = None) -> list[Grade]:
+    return [grade(e, ws, full=full, timeout=timeout) for e in exercises(section)]
+
+
+def board(grades: list[Grade], *, full: bool = False) -> str:
     """The learner's board: one line per exercise, the first failure under a failing one, then what to do next."""
     mark = {"done": "✓ done", "failing": "✗ failing", "not started": "· not started"}
-    lines = []
+    done = sum(g.status == "done" for g in grades)
+    lines = [f"{done}/{len(grades)} done  (each exercise against torchmech's own on drawn inputs; its claims "
+             + ("on the chapter's full runs)" if full else "on short runs — `--full` for the chapter's runs)")]
     for g in grades:
         lines.append(f"{SECTIONS[g.section].split(' ')[0]}  {g.exercise:26s} {mark[g.status]}")
         if g.status == "failing":
@@ -259,6 +279,82 @@ def board(grades: list[Grade]) -> str:
         lines.append(f"\nNext: {verb} `{todo.exercise}` (its docstring says the task; "
                      f"`torchmech learn check {todo.section} --hint` for a hint).")
     return "\n".join(lines)
+
+
+@dataclass
+class Report:
+    """A grading's result: ``table()`` (the board), ``to_json()``, ``exit_code``; in Jupyter its
+    ``_repr_html_`` shows the board (expected against yours, the diagnosis, the mistake)."""
+
+    grades: list[Grade]
+    workspace: str = ""
+    hint: str | None = None
+    full: bool = False
+
+    def table(self) -> str:
+        return board(self.grades, full=self.full) + (f"\n\n{self.hint}" if self.hint else "")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"workspace": self.workspace, "done": sum(g.status == "done" for g in self.grades),
+                "exercises": [g.as_dict() for g in self.grades], "hint": self.hint}
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if all(g.status == "done" for g in self.grades) else 1
+
+    def __repr__(self) -> str:
+        return self.table()
+
+    def _repr_html_(self) -> str:
+        import html
+
+        colour = {"done": "#1a7f37", "failing": "#cf222e", "not started": "#6e7781"}
+        rows = []
+        for g in self.grades:
+            detail = html.escape(g.failure)
+            if g.mistake:
+                detail += f"\n<b>looks like a classic mistake:</b> {html.escape(g.mistake)}"
+            rows.append(f"<tr><td>{g.section}</td><td><code>{g.exercise}</code></td>"
+                        f"<td style='color:{colour[g.status]}'>{g.status}</td>"
+                        f"<td><pre style='margin:0;white-space:pre-wrap'>{detail}</pre></td></tr>")
+        done = sum(g.status == "done" for g in self.grades)
+        hint = f"<p>{html.escape(self.hint)}</p>" if self.hint else ""
+        return (f"<p><b>{done}/{len(self.grades)} done</b></p><table><tr><th>§</th><th>exercise</th>"
+                f"<th>status</th><th>expected vs yours</th></tr>{''.join(rows)}</table>{hint}")
+
+
+def check(target: Any = None, impl: str | Path | None = None, *, full: bool = False,
+          timeout: float | None = None) -> Report:
+    """Grade from Python or a notebook: ``check("s1")`` grades §1 of the workspace ``impl`` (default
+    ``$TORCHMECH_IMPL`` or the current folder); ``check(compute_z)`` grades a function or class defined
+    right here, by its name (``compute_z``, ``NoisyLinear``…).
+
+    Example::
+
+        >>> import torch
+        >>> def compute_z(a, b, c):
+        ...     return torch.add(torch.mul(torch.sub(a, b), 2), c)
+        >>> check(compute_z).grades[0].status
+        'done'
+    """
+    import os
+
+    if target is not None and not isinstance(target, str):
+        name = getattr(target, "__name__", "")
+        try:
+            e = exercise(name)
+        except KeyError:
+            raise WorkspaceError(f"{name or target!r} is no exercise: name it as the chapter does "
+                                 f"({', '.join(x.name for x in exercises())})") from None
+        return Report([grade_piece(e, Implementation(f"the piece {name}", {name: target}), full=full,
+                                   timeout=timeout)], full=full)
+    sections = [target] if target else list(MODULES)
+    unknown = [s for s in sections if s not in MODULES]
+    if unknown:
+        raise WorkspaceError(f"no section {unknown[0]!r}: choose from {', '.join(MODULES)}")
+    ws = load_workspace(impl or os.environ.get("TORCHMECH_IMPL", "."), timeout=timeout, sections=sections)
+    grades = [g for s in sections for g in check_section(s, ws, full=full, timeout=timeout)]
+    return Report(grades, str(ws.path), full=full)
 
 
 # --- hints ---------------------------------------------------------------------------------------------

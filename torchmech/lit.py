@@ -173,7 +173,7 @@ class LightningRun:
     """What :func:`fit` left: the trainer, the model, the log folder and the checkpoints."""
 
     trainer: pl.Trainer
-    model: MultiLayerPerceptron
+    model: pl.LightningModule  # a MultiLayerPerceptron (or the model_class fit was given)
     log_dir: Path
     best_checkpoint: Path
     last_checkpoint: Path
@@ -193,6 +193,7 @@ def fit(
     test: bool = True,
     num_workers: int = 0,
     progress: bool = True,
+    model_class: type[pl.LightningModule] | None = None,
     **trainer_kwargs: Any,
 ) -> LightningRun:
     """Train §9's model with Lightning 2.x, checkpointing and logging as the chapter shows.
@@ -207,7 +208,11 @@ def fit(
         accelerator, devices, strategy: as ``pl.Trainer`` takes them (``"auto"``).
         test: test with the best checkpoint after fitting (after a run on several devices, on one
             device, as Lightning advises, so that each test sample counts exactly once).
-        trainer_kwargs: more ``pl.Trainer`` arguments (``limit_train_batches``, …).
+        model_class: the LightningModule to train, built as ``model_class()`` (default
+            :class:`MultiLayerPerceptron`; a learner's ``MultiLayerPerceptron`` in the runs of an
+            implementation under test).
+        trainer_kwargs: more ``pl.Trainer`` arguments (``limit_train_batches``, ``limit_val_batches``,
+            ``limit_test_batches``: a short run).
 
     Raises:
         FileNotFoundError: ``resume`` names no file.
@@ -216,7 +221,7 @@ def fit(
         raise FileNotFoundError(f"no checkpoint to resume from at {resume}")
     pl.seed_everything(seed, workers=True, verbose=False)
     datamodule = MnistDataModule(data_path, num_workers=num_workers)
-    model = MultiLayerPerceptron()
+    model = (model_class or MultiLayerPerceptron)()
     checkpoint = ModelCheckpoint(monitor="valid_acc", mode="max", save_top_k=1)
     # A callback of its own for last.ckpt: with save_last on the monitoring callback, Lightning 2.x
     # writes last.ckpt only when a new best is saved, so after a worse last epoch it holds the best one.

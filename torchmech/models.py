@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -116,11 +116,19 @@ class ModuleListModel(nn.Module):
 class MyNoisyModule(nn.Module):
     """§6's model with the custom layer: ``NoisyLinear(2, 4, 0.07) → ReLU → Linear(4, 4) → ReLU →
     Linear(4, 1) → Sigmoid``. The noise is on in ``train()`` mode and off in ``eval()`` mode
-    (or as ``forward``'s ``training`` says)."""
+    (or as ``forward``'s ``training`` says).
 
-    def __init__(self, noise_stddev: float = 0.07) -> None:
+    Args:
+        noise_stddev: the first layer's σ.
+        layer: the class of the first layer, called as ``layer(2, 4, noise_stddev)`` (default
+            torchmech's :class:`~torchmech.layers.NoisyLinear`; a learner's ``NoisyLinear`` in the runs
+            of an implementation under test).
+    """
+
+    def __init__(self, noise_stddev: float = 0.07, *,
+                 layer: Callable[[int, int, float], nn.Module] = NoisyLinear) -> None:
         super().__init__()
-        self.l1 = NoisyLinear(2, 4, noise_stddev)
+        self.l1 = layer(2, 4, noise_stddev)
         self.a1 = nn.ReLU()
         self.l2 = nn.Linear(4, 4)
         self.a2 = nn.ReLU()

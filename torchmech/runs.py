@@ -7,26 +7,74 @@
   pipeline (``torchvision`` dataset, ``ToTensor``, ``DataLoader``) or the fast path
   (:class:`~torchmech.train.ShuffledBatches` over device-resident tensors), which yields the
   same batches in the same order.
+
+Every run takes the chapter's pieces it uses (``train``, ``make_xor``, ``ModuleListModel``,
+``NoisyLinear``, ``mpg_features``, ``mpg_regressor``, ``mnist_mlp``, ``ShuffledBatches``,
+``MultiLayerPerceptron``) from ``impl=``: an :class:`~torchmech.claims.Implementation` or any object
+with attributes of those names (``None``: the reference, torchmech itself). So a learner's ``train``
+or ``NoisyLinear`` meets §5–§9's claims; :meth:`Runs.get` keeps its results apart from the reference's.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import inspect
+import itertools
+import re
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from torchmech.backends import Backend, resolve
-from torchmech.data.auto_mpg import mpg_features
 from torchmech.data.mnist import data_root, load_mnist, to_float_images
-from torchmech.data.xor import XorData, make_xor
-from torchmech.models import ModuleListModel, MyNoisyModule, logistic_regression, mlp, mnist_mlp, mpg_regressor
-from torchmech.train import History, ShuffledBatches, binary_correct, multiclass_correct, train
+from torchmech.data.xor import XorData
+from torchmech.models import ModuleListModel, MyNoisyModule, logistic_regression, mlp
+from torchmech.train import History, ShuffledBatches, binary_correct, multiclass_correct
+
+if TYPE_CHECKING:
+    from torchmech.claims import Implementation
 
 EpochCallback = Callable[[int, History], None]
+
+
+# --- the implementation under test ------------------------------------------------------------
+def _pieces(impl: Implementation | None) -> Implementation:
+    """Where a run takes its pieces: ``impl``, or (``None``) the reference (imported here: claims imports runs)."""
+    if impl is not None:
+        return impl
+    from torchmech.claims import REFERENCE
+
+    return REFERENCE
+
+
+def _accepts(fn: Callable[..., Any], name: str) -> bool:
+    """Whether ``fn`` takes a keyword ``name`` (by name or through ``**kwargs``)."""
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any((p.name == name and p.kind is not p.POSITIONAL_ONLY) or p.kind is p.VAR_KEYWORD for p in params)
+
+
+def _is_plain(be: Backend) -> bool:
+    """A device's plain backend: eager, float32, no autocast, no deterministic or TF32 flags."""
+    return not (be.compile or be.autocast or be.dtype != torch.float32 or be.deterministic or be.tf32)
+
+
+def _train(impl: Implementation | None, *args: Any, backend: Backend | str | None, **kwargs: Any) -> History:
+    """``impl.train(*args, backend=backend, **kwargs)``. A ``train`` without ``backend=`` (the exercise's
+    signature: ``device=`` only) trains on the backend's device, on plain backends only (it casts nothing)."""
+    train = _pieces(impl).train
+    if _accepts(train, "backend"):
+        return train(*args, backend=backend, **kwargs)
+    be = resolve(backend, kwargs.pop("device", "cpu"))
+    if not _is_plain(be):
+        raise ValueError(f"this train() takes no backend=: it runs on plain backends only, not {be.name!r}")
+    return train(*args, device=be.device, **kwargs)
 
 
 # --- §5–§6 XOR --------------------------------------------------------------------
@@ -39,6 +87,20 @@ XOR_MODELS: dict[str, tuple[Callable[[], nn.Module], float]] = {
 }
 
 
+def xor_model(model: str, impl: Implementation | None = None) -> tuple[Callable[[], nn.Module], float]:
+    """The builder and learning rate of :data:`XOR_MODELS`' ``model``, with ``impl``'s pieces: its
+    ``ModuleListModel`` (``"modulelist"``) or ``MyNoisyModule`` on its ``NoisyLinear`` (``"noisy"``)."""
+    if model not in XOR_MODELS:
+        raise ValueError(f"unknown XOR model {model!r}: choose from {', '.join(XOR_MODELS)}")
+    build, lr = XOR_MODELS[model]
+    if model == "modulelist":
+        build = _pieces(impl).ModuleListModel
+    elif model == "noisy":
+        layer = _pieces(impl).NoisyLinear
+        build = lambda: MyNoisyModule(layer=layer)  # noqa: E731
+    return build, lr
+
+
 def xor_run(
     model: str = "logistic",
     *,
@@ -48,6 +110,7 @@ def xor_run(
     data: XorData | None = None,
     on_epoch_end: Callable[[int, History], None] | None = None,
     backend: Backend | str | None = None,
+    impl: Implementation | None = None,
 ) -> tuple[nn.Module, History]:
     """One of the chapter's XOR trainings, as the printed code runs it.
 
@@ -56,23 +119,24 @@ def xor_run(
     reseeded, so their printed numbers depend on the cells that ran before them); batch 2,
     ``DataLoader(shuffle=True)``, BCE, SGD at the book's learning rate; validation on the
     whole validation half as one batch. ``backend`` (:mod:`torchmech.backends`) overrides ``device``.
+    ``impl``: where ``train``, ``make_xor`` (unless ``data`` is given) and the ModuleList and noisy models'
+    ``ModuleListModel`` and ``NoisyLinear`` come from (``None``: the reference).
     """
-    if model not in XOR_MODELS:
-        raise ValueError(f"unknown XOR model {model!r}: choose from {', '.join(XOR_MODELS)}")
-    build, lr = XOR_MODELS[model]
-    data = data or make_xor()
+    build, lr = xor_model(model, impl)
+    data = data or _pieces(impl).make_xor()
     loader = DataLoader(TensorDataset(data.x_train, data.y_train), batch_size=2, shuffle=True)
     torch.manual_seed(seed)
     net = build()
     optimizer = torch.optim.SGD(net.parameters(), lr=lr)
     torch.manual_seed(seed)
-    history = train(net, nn.BCELoss(), optimizer, loader, epochs, [(data.x_valid, data.y_valid)],
-                    correct=binary_correct, device=device, on_epoch_end=on_epoch_end, backend=backend)
+    history = _train(impl, net, nn.BCELoss(), optimizer, loader, epochs, [(data.x_valid, data.y_valid)],
+                     correct=binary_correct, device=device, on_epoch_end=on_epoch_end, backend=backend)
     return net, history
 
 
 def xor_notebook_run(epochs: int = 200, device: str | torch.device | None = "cpu",
-                     backend: Backend | str | None = None) -> dict[str, tuple[nn.Module, History]]:
+                     backend: Backend | str | None = None, *,
+                     impl: Implementation | None = None) -> dict[str, tuple[nn.Module, History]]:
     """The book notebook's XOR cells in their order, where two runs are not reseeded.
 
     ``torch.manual_seed(1)``; one ``DataLoader(shuffle=True)`` for all runs; the logistic model,
@@ -81,19 +145,20 @@ def xor_notebook_run(epochs: int = 200, device: str | torch.device | None = "cpu
     the generator). So their printed accuracies are deterministic on the CPU, but only in this
     order (figures 13.3–13.5 are these runs). The logistic run is exactly ``xor_run("logistic")``.
     Returns ``name → (model, history)`` for ``"logistic"``, ``"mlp"`` and ``"modulelist"``.
+    ``impl``: where ``train``, ``make_xor`` and ``ModuleListModel`` come from (``None``: the reference).
     """
-    data = make_xor()
+    data = _pieces(impl).make_xor()
     valid = [(data.x_valid, data.y_valid)]
     torch.manual_seed(1)
     loader = DataLoader(TensorDataset(data.x_train, data.y_train), batch_size=2, shuffle=True)
     runs: dict[str, tuple[nn.Module, History]] = {}
     for i, name in enumerate(("logistic", "mlp", "modulelist")):
-        build, lr = XOR_MODELS[name]
+        build, lr = xor_model(name, impl)
         net = build()
         if i == 0:
             torch.manual_seed(1)  # the notebook reseeds before the logistic run's loop only
-        runs[name] = net, train(net, nn.BCELoss(), torch.optim.SGD(net.parameters(), lr=lr), loader, epochs,
-                                valid, correct=binary_correct, device=device, backend=backend)
+        runs[name] = net, _train(impl, net, nn.BCELoss(), torch.optim.SGD(net.parameters(), lr=lr), loader, epochs,
+                                 valid, correct=binary_correct, device=device, backend=backend)
     return runs
 
 
@@ -117,16 +182,21 @@ class MpgResult:
 
 
 def mpg_run(epochs: int = 200, seed: int = 1, device: str | torch.device | None = "cpu",
-            on_epoch_end: EpochCallback | None = None, backend: Backend | str | None = None) -> MpgResult:
-    """Train §7's regressor as the book does: seed, loader, model; reseed; SGD lr 0.001, batch 8."""
+            on_epoch_end: EpochCallback | None = None, backend: Backend | str | None = None, *,
+            impl: Implementation | None = None) -> MpgResult:
+    """Train §7's regressor as the book does: seed, loader, model; reseed; SGD lr 0.001, batch 8.
+
+    ``impl``: where ``mpg_features``, ``mpg_regressor`` and ``train`` come from (``None``: the reference).
+    """
     be = resolve(backend, device)
-    d = mpg_features()
+    pieces = _pieces(impl)
+    d = pieces.mpg_features()
     torch.manual_seed(seed)
     loader = DataLoader(TensorDataset(d.x_train, d.y_train), batch_size=8, shuffle=True)
-    model = mpg_regressor()
+    model = pieces.mpg_regressor()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.001)
     torch.manual_seed(seed)
-    history = train(model, nn.MSELoss(), optimizer, loader, epochs, on_epoch_end=on_epoch_end, backend=be)
+    history = _train(impl, model, nn.MSELoss(), optimizer, loader, epochs, on_epoch_end=on_epoch_end, backend=be)
     with torch.no_grad(), be.active():
         pred = _evaluate(model, be, d.x_test)[:, 0]
         y = be.cast(d.y_test)
@@ -144,13 +214,15 @@ class MnistResult:
     test_acc: float
 
 
-def mnist_train_batches(root: str | Path | None, fast: bool, device: torch.device) -> ShuffledBatches | DataLoader:
+def mnist_train_batches(root: str | Path | None, fast: bool, device: torch.device, *,
+                        impl: Implementation | None = None) -> ShuffledBatches | DataLoader:
     """The training batches of §8: the book's ``DataLoader`` over ``MNIST(transform=ToTensor())``,
-    or the same batches sliced from one device-resident tensor. Call after seeding."""
+    or the same batches sliced from one device-resident tensor by ``impl``'s ``ShuffledBatches``
+    (``None``: the reference's). Call after seeding."""
     if fast:
         images, labels = load_mnist(root, train=True)
         x = to_float_images(images).to(device)  # exactly ToTensor's uint8 → [0, 1]
-        return ShuffledBatches(x, labels.to(device), batch_size=64)
+        return _pieces(impl).ShuffledBatches(x, labels.to(device), batch_size=64)
     from torchvision import datasets, transforms
 
     load_mnist(root, train=True)  # checks the files first, naming any that is missing
@@ -158,20 +230,45 @@ def mnist_train_batches(root: str | Path | None, fast: bool, device: torch.devic
     return DataLoader(dataset, batch_size=64, shuffle=True)
 
 
+class FirstBatches:
+    """The first ``n`` batches of each pass over ``batches``: an epoch cut short (its length is the
+    loss divisor). The rest of the pass is not drawn, so a trimmed run's later epochs see other batches
+    than the full run's."""
+
+    def __init__(self, batches: Iterable[tuple[torch.Tensor, torch.Tensor]], n: int) -> None:
+        if n <= 0:
+            raise ValueError(f"max_batches must be > 0, got {n}")
+        self.batches, self.n = batches, n
+
+    def __len__(self) -> int:
+        return min(self.n, len(self.batches))  # type: ignore[arg-type]
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        return itertools.islice(iter(self.batches), self.n)
+
+
 def mnist_run(root: str | Path | None = None, epochs: int = 20, seed: int = 1,
               device: str | torch.device | None = "cpu", fast: bool = True,
-              on_epoch_end: EpochCallback | None = None, backend: Backend | str | None = None) -> MnistResult:
+              on_epoch_end: EpochCallback | None = None, backend: Backend | str | None = None, *,
+              max_batches: int | None = None, impl: Implementation | None = None) -> MnistResult:
     """Train §8's MLP as the book does: seed, loader, model; reseed; Adam lr 0.001, batch 64,
-    CrossEntropyLoss; then the test accuracy of ``model(test.data / 255.)``."""
+    CrossEntropyLoss; then the test accuracy of ``model(test.data / 255.)``.
+
+    ``max_batches``: stop each epoch after that many batches (a short run; ``None``: all 938).
+    ``impl``: where ``mnist_mlp``, ``ShuffledBatches`` (``fast``) and ``train`` come from (``None``: the
+    reference).
+    """
     be = resolve(backend, device)
     dev = torch.device(be.device)
     torch.manual_seed(seed)
-    batches = mnist_train_batches(root, fast, dev)
-    model = mnist_mlp()
+    batches = mnist_train_batches(root, fast, dev, impl=impl)
+    if max_batches is not None:
+        batches = FirstBatches(batches, max_batches)
+    model = _pieces(impl).mnist_mlp()
     optimizer = torch.optim.Adam(model.parameters(), lr=0.001)
     torch.manual_seed(seed)
-    history = train(model, nn.CrossEntropyLoss(), optimizer, batches, epochs, correct=multiclass_correct,
-                    on_epoch_end=on_epoch_end, backend=be)
+    history = _train(impl, model, nn.CrossEntropyLoss(), optimizer, batches, epochs, correct=multiclass_correct,
+                     on_epoch_end=on_epoch_end, backend=be)
     images, labels = load_mnist(root, train=False)
     with torch.no_grad(), be.active():
         pred = _evaluate(model, be, to_float_images(images))  # = the book's test.data / 255. once flattened
@@ -180,6 +277,59 @@ def mnist_run(root: str | Path | None = None, epochs: int = 20, seed: int = 1,
 
 
 # --- named runs, computed once per process ---------------------------------------------------------
+def run_pieces(name: str, **kwargs: Any) -> tuple[str, ...]:
+    """The pieces of the implementation under test that the run ``name`` with these arguments uses."""
+    if name == "xor":
+        return ("train", "make_xor", *_MODEL_PIECES.get(str(kwargs.get("model", "logistic")), ()))
+    if name == "xor_notebook":
+        return "train", "make_xor", "ModuleListModel"
+    if name == "ensemble":
+        return ("make_xor", "NoisyLinear") if kwargs.get("arch") in ("noisy", "noisy0") else ("make_xor",)
+    if name == "mpg":
+        return "train", "mpg_features", "mpg_regressor"
+    if name == "mnist":
+        return ("train", "mnist_mlp", "ShuffledBatches") if kwargs.get("fast", True) else ("train", "mnist_mlp")
+    if name == "lightning":
+        return ("MultiLayerPerceptron",)
+    return ()  # ignite: its own model and loop
+
+
+#: The pieces of each XOR model beyond ``train`` and ``make_xor``.
+_MODEL_PIECES = {"modulelist": ("ModuleListModel",), "noisy": ("NoisyLinear",)}
+
+
+class _Same:
+    """A part of a cache key equal only to the very same object (a piece: a function or class, hashable
+    or not). It holds the object, so its id cannot be reused while the entry lives."""
+
+    __slots__ = ("obj",)
+
+    def __init__(self, obj: object) -> None:
+        self.obj = obj
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Same) and other.obj is self.obj
+
+    def __hash__(self) -> int:
+        return id(self.obj)
+
+    def __repr__(self) -> str:
+        return getattr(self.obj, "__qualname__", type(self.obj).__name__)
+
+
+def _own_pieces(name: str, impl: Implementation | None, kwargs: dict[str, Any]) -> tuple[tuple[str, _Same], ...]:
+    """The pieces of ``impl`` that the run uses and that are not the reference's: what keys its own cache entry."""
+    if impl is None:
+        return ()
+    reference = _pieces(None)
+    own = []
+    for piece in run_pieces(name, **kwargs):
+        mine = getattr(impl, piece)
+        if mine is not getattr(reference, piece):
+            own.append((piece, _Same(mine)))
+    return tuple(own)
+
+
 class Runs:
     """The chapter's expensive computations by name, each computed at most once per process.
 
@@ -188,6 +338,10 @@ class Runs:
     same result. The same call with the same seeds gives the same numbers, so training twice would
     check nothing more. Runs that write files (Lightning's logs and checkpoints) write them under
     :attr:`workdir` (a temporary folder unless :meth:`use_workdir` named one first).
+
+    ``runs.get(..., impl=ws)`` runs with the pieces of an implementation under test: where the run uses
+    none of them (only the reference's pieces) it reads the reference's entry; otherwise it trains once
+    for that implementation's own pieces (the same function or class objects), kept apart.
 
     Example::
 
@@ -217,16 +371,22 @@ class Runs:
         if self._workdir is None:
             self._workdir = Path(path)
 
-    def get(self, name: str, **kwargs: object) -> object:
+    def get(self, name: str, *, impl: Implementation | None = None, **kwargs: object) -> object:
         """The result of the run ``name`` (a key of :data:`RUN_FUNCTIONS`) with these arguments (``device=``
-        stands for that device's plain backend: ``backend=``)."""
+        stands for that device's plain backend: ``backend=``), with the pieces of ``impl`` (``None`` or
+        :data:`~torchmech.claims.REFERENCE`: the reference; a run function without an ``impl`` parameter,
+        Ignite's, uses no piece and is not given it)."""
         if name not in RUN_FUNCTIONS:
             raise ValueError(f"unknown run {name!r}: choose from {', '.join(RUN_FUNCTIONS)}")
         if "device" in kwargs and "backend" not in kwargs:  # a device names its plain backend: one cache entry
             kwargs["backend"] = resolve(None, kwargs.pop("device"))  # type: ignore[arg-type]
-        key = (name, tuple(sorted((k, str(v)) for k, v in kwargs.items())))
+        key: tuple = (name, tuple(sorted((k, str(v)) for k, v in kwargs.items())))
+        own = _own_pieces(name, impl, kwargs)
+        if own:  # the reference's key stays as it was: one entry for every implementation that uses its pieces
+            key = (*key, own)
         if key not in self._cache:
-            self._cache[key] = RUN_FUNCTIONS[name](self, **kwargs)
+            run = RUN_FUNCTIONS[name]
+            self._cache[key] = run(self, **kwargs, impl=impl) if _accepts(run, "impl") else run(self, **kwargs)
         return self._cache[key]
 
 
@@ -237,18 +397,27 @@ SHARED = Runs()
 ENSEMBLE_SEEDS = range(1000, 1256)
 
 
-def _ensemble(runs: Runs, arch: str, device: str = "cpu", backend: Backend | str | None = None) -> object:
+def _ensemble(runs: Runs, arch: str, device: str = "cpu", backend: Backend | str | None = None,
+              seeds: int | Sequence[int] = ENSEMBLE_SEEDS, epochs: int = 200,
+              impl: Implementation | None = None) -> object:
     """The 256-seed ensemble of ``arch``: ``"noisy"`` (MyNoisyModule), ``"noisy0"`` (the same without
     noise, σ = 0) or hidden widths joined by ``x``: ``""`` (logistic regression), ``"4x4"`` (§5's MLP),
-    ``"8"``, ``"4x4x4"``…"""
+    ``"8"``, ``"4x4x4"``…
+
+    ``seeds``, ``epochs``: a shorter run (default :data:`ENSEMBLE_SEEDS`, the book's 200 epochs). ``impl``:
+    where ``make_xor`` and MyNoisyModule's ``NoisyLinear`` come from (``None``: the reference). The ensemble
+    trains in its own batched SGD (:func:`~torchmech.capacity.train_ensemble`): of a ``NoisyLinear`` it
+    takes the initial ``w``, ``b`` and ``noise_stddev``, not the forward; no ``train`` runs."""
     from torchmech.capacity import train_ensemble
 
+    pieces = _pieces(impl)
     if arch in ("noisy", "noisy0"):
-        build = MyNoisyModule if arch == "noisy" else lambda: MyNoisyModule(0.0)
+        layer = pieces.NoisyLinear
+        build = (lambda: MyNoisyModule(layer=layer)) if arch == "noisy" else lambda: MyNoisyModule(0.0, layer=layer)
     else:
         hidden = tuple(int(w) for w in arch.split("x")) if arch else ()
         build = lambda: mlp((2, *hidden, 1))  # noqa: E731
-    return train_ensemble(build, make_xor(), ENSEMBLE_SEEDS, device=device, backend=backend)
+    return train_ensemble(build, pieces.make_xor(), seeds, epochs=epochs, device=device, backend=backend)
 
 
 def _plain_device(backend: Backend | str | None, device: str, run: str) -> str:
@@ -256,27 +425,36 @@ def _plain_device(backend: Backend | str | None, device: str, run: str) -> str:
     if backend is None:
         return device
     be = resolve(backend)
-    if be.compile or be.autocast or be.dtype != torch.float32 or be.deterministic or be.tf32:
+    if not _is_plain(be):
         raise ValueError(f"{run} trains in its own loop: it runs on plain backends only, not {be.name!r}")
     return be.device
 
 
 def _lightning(runs: Runs, epochs: int = 10, device: str = "cpu", quick: bool = False,
-               data: str | None = None, backend: Backend | str | None = None) -> object:
+               data: str | None = None, backend: Backend | str | None = None,
+               impl: Implementation | None = None) -> object:
     """§9's run: ``epochs`` epochs on one device, tested with the best checkpoint; ``quick``: one
     short epoch. ``epochs`` beyond 10 resume the 10-epoch run from its best checkpoint, as the book
-    resumes to 15 (its ``resume_from_checkpoint`` was the best checkpoint's path)."""
+    resumes to 15 (its ``resume_from_checkpoint`` was the best checkpoint's path). ``impl``: where
+    ``MultiLayerPerceptron`` comes from (``None``: the reference); its logs go to a folder of their own."""
     from torchmech.lit import fit
 
     device = _plain_device(backend, device, "Lightning")
     accelerator = "gpu" if device.startswith("cuda") else device
     trim = {"limit_train_batches": 100, "limit_val_batches": 20, "limit_test_batches": 20} if quick else {}
-    logdir = runs.workdir / f"lightning-{device}{'-quick' if quick else ''}"
+    model_class = _pieces(impl).MultiLayerPerceptron
+    own = "" if model_class is _pieces(None).MultiLayerPerceptron else "-" + _slug(getattr(impl, "name", "impl"))
+    logdir = runs.workdir / f"lightning-{device}{'-quick' if quick else ''}{own}"
     resume = None
     if epochs > 10 and not quick:
-        resume = runs.get("lightning", epochs=10, quick=quick, data=data, backend=backend).best_checkpoint
+        resume = runs.get("lightning", epochs=10, quick=quick, data=data, backend=backend, impl=impl).best_checkpoint
     return fit(1 if quick else epochs, logdir=logdir, data_path=data, accelerator=accelerator, devices=1,
-               progress=False, resume=resume, **trim)
+               progress=False, resume=resume, model_class=model_class, **trim)
+
+
+def _slug(name: str) -> str:
+    """``name`` as a folder name's part (letters, digits, ``_``)."""
+    return re.sub(r"[^A-Za-z0-9]+", "_", name).strip("_")[-40:] or "impl"
 
 
 def _ignite(runs: Runs, epochs: int = 5, device: str = "cpu", quick: bool = False, data: str | None = None,
