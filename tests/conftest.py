@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from torchmech.claims import REFERENCE, Context, Implementation
 from torchmech.data.mnist import data_root, fetch_mnist
+from torchmech.implementation import REFERENCE, Implementation
 from torchmech.learn import Workspace
 from torchmech.runs import SHARED, Runs
+from torchmech.spec import Context
 
 
 @pytest.fixture(scope="session")

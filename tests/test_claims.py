@@ -15,21 +15,10 @@ import torch
 from tests.registry import check
 from torchmech import SECTIONS
 from torchmech import claims as registry
-from torchmech.claims import (
-    CLAIMS,
-    Arbiter,
-    AtLeast,
-    Band,
-    Context,
-    Erratum,
-    Exact,
-    Implementation,
-    Law,
-    OffReference,
-    claim,
-    claims,
-)
+from torchmech.claims import CLAIMS, claim, claims
+from torchmech.implementation import Implementation
 from torchmech.report import run_chapter
+from torchmech.spec import Arbiter, AtLeast, Band, Context, Erratum, Exact, Law, OffReference
 
 pytestmark = pytest.mark.chapter
 

@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 
 from tests.learners.examples import EXAMPLES, HEAD
-from torchmech.claims import Implementation, book
+from torchmech.claims import book
 from torchmech.cli import main
 from torchmech.exercises import EXERCISES, exercise
+from torchmech.implementation import Implementation
 from torchmech.learn import (
     MODULES,
     WorkspaceError,
@@ -134,6 +135,14 @@ def test_every_mistake_of_the_catalogue_is_caught() -> None:
     survivors = [m.name for m in MISTAKES if not catch(m.name)]
     assert survivors == []
     assert {m.exercise for m in MISTAKES} == {e.name for e in EXERCISES}
+
+
+def test_hint_rungs_stop_short_of_the_answer_until_the_last() -> None:
+    """The first two rungs of every ladder hold no code line of the answer: no `return`, no assignment of
+    the reference's line; the last rung is the reference's line."""
+    for e in EXERCISES:
+        for rung in e.hints[:2]:
+            assert "return " not in rung and e.hints[2] not in rung, (e.name, rung)
 
 
 def test_hints_climb_one_rung_per_request(tmp_path: Path) -> None:

@@ -22,19 +22,14 @@ from PIL import Image
 
 from torchmech import SECTIONS
 from torchmech.capacity import EnsembleResult
-from torchmech.claims import HOLDS, Context, Result, claims
+from torchmech.claims import claims
 from torchmech.data.mnist import load_mnist, to_float_images
+from torchmech.figures import CAPACITY_ARCHS, QUICK_NOTE, Figure, _capacity_figure
 from torchmech.graph import grad_fn_dag
 from torchmech.page import holds_class
-from torchmech.report import (
-    CAPACITY_ARCHS,
-    QUICK_NOTE,
-    ChapterReport,
-    Figure,
-    _capacity_figure,
-    run_chapter,
-)
+from torchmech.report import ChapterReport, run_chapter
 from torchmech.runs import Runs
+from torchmech.spec import HOLDS, Context, Result
 
 pytestmark = pytest.mark.chapter
 

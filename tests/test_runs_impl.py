@@ -11,12 +11,14 @@ import pytest
 import torch
 from torch import nn
 
-from torchmech.claims import REFERENCE, Context, Implementation, claim
+from torchmech.claims import claim
 from torchmech.data.auto_mpg import mpg_features
 from torchmech.data.xor import make_xor
+from torchmech.implementation import REFERENCE, Implementation
 from torchmech.layers import NoisyLinear
 from torchmech.models import ModuleListModel, mlp
 from torchmech.runs import RUN_FUNCTIONS, Runs, mnist_run, mpg_run, xor_notebook_run, xor_run
+from torchmech.spec import Context
 from torchmech.train import train
 
 pytestmark = pytest.mark.s5

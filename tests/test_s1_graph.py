@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 
 from tests.registry import check, check_exercise, claim_cases, exercise_cases
 from tests.strategies import NUMPY_DTYPE, arith_dtypes, broadcastable_triples, reals, tensors
-from torchmech.claims import Implementation
 from torchmech.graph import compute_z, dynamic_branch, grad_fn_dag, op_chain, render_dag
+from torchmech.implementation import Implementation
 
 pytestmark = pytest.mark.s1
 

@@ -15,7 +15,7 @@ from torch import nn
 
 from tests.registry import check, check_exercise, claim_cases, exercise_cases
 from tests.strategies import torch_seeds
-from torchmech.claims import Implementation
+from torchmech.implementation import Implementation
 from torchmech.init import ParameterModule, RawTensorModule, fans, glorot_bound, glorot_std
 
 pytestmark = pytest.mark.s2

@@ -21,8 +21,8 @@ from torchmech.autodiff import (
     reverse_mode,
     saliency,
 )
-from torchmech.claims import Implementation
 from torchmech.graph import compute_z
+from torchmech.implementation import Implementation
 from torchmech.models import logistic_regression
 from torchmech.train import binary_correct, train
 

@@ -11,7 +11,7 @@ from torch import nn
 
 from tests.registry import check, check_exercise, claim_cases, exercise_cases
 from tests.strategies import FLOAT_DTYPES, reals, shapes, tensors, torch_seeds
-from torchmech.claims import Implementation
+from torchmech.implementation import Implementation
 from torchmech.init import fans, glorot_bound
 from torchmech.losses import (
     cross_entropy_logit_grad,

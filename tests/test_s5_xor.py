@@ -15,8 +15,8 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from tests.registry import check, check_exercise, claim_cases, exercise_cases
 from torchmech.capacity import EnsembleResult, batch_orders, train_ensemble
-from torchmech.claims import Implementation
 from torchmech.data.xor import make_xor
+from torchmech.implementation import Implementation
 from torchmech.models import mlp
 from torchmech.runs import SHARED, xor_run
 from torchmech.train import History, binary_correct, train

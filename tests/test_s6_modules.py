@@ -16,8 +16,8 @@ from torch import nn
 
 from tests.registry import check, check_exercise, claim_cases, exercise_cases
 from tests.strategies import reals, torch_seeds
-from torchmech.claims import Implementation
 from torchmech.data.xor import make_xor
+from torchmech.implementation import Implementation
 from torchmech.init import glorot_bound
 from torchmech.layers import NoisyLinear
 from torchmech.models import ModuleListModel, mlp

@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 from torch import nn
 
 from tests.registry import check, check_exercise, claim_cases, exercise_cases
-from torchmech.claims import Implementation
 from torchmech.data.auto_mpg import BUNDLED, COLUMNS, load_auto_mpg
+from torchmech.implementation import Implementation
 
 pytestmark = pytest.mark.s7
 

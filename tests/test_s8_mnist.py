@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from tests.registry import check, check_exercise, claim_cases, exercise_cases
 from torchmech.autodiff import fgsm, saliency
-from torchmech.claims import Implementation, claim
+from torchmech.claims import claim
 from torchmech.data.mnist import (
     DirectorySource,
     MnistDataError,
@@ -26,12 +26,13 @@ from torchmech.data.mnist import (
     load_mnist,
     missing_files,
 )
+from torchmech.implementation import Implementation
 from torchmech.models import mnist_mlp
 from torchmech.plots import saliency_grid
 from torchmech.runs import mnist_run, mnist_train_batches
 
 if TYPE_CHECKING:
-    from torchmech.claims import Context
+    from torchmech.spec import Context
 
 pytestmark = pytest.mark.s8
 

@@ -17,8 +17,8 @@ from torch.utils.data import DistributedSampler
 from torchmetrics import Accuracy
 
 from tests.registry import check, check_exercise, claim_cases, exercise_cases
-from torchmech.claims import Context
 from torchmech.lit import MnistDataModule, MultiLayerPerceptron, fit
+from torchmech.spec import Context
 
 pytestmark = pytest.mark.s9
 

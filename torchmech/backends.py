@@ -114,6 +114,12 @@ class Backend:
         return TOLERANCES[self.precision]
 
     @property
+    def is_plain(self) -> bool:
+        """A device's plain backend: eager, float32, no autocast, no deterministic or TF32 flags (where code
+        that trains in its own loop, Lightning's or a learner's, runs as it is)."""
+        return not (self.compile or self.autocast or self.dtype != torch.float32 or self.deterministic or self.tf32)
+
+    @property
     def is_reference(self) -> bool:
         """The CPU in float32, eager: where the book's digits are facts."""
         return self.name == "cpu"

@@ -7,6 +7,7 @@ Speed is measured here and in ``benchmarks/``, never asserted in ``tests/``.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -20,7 +21,8 @@ from torch.utils import benchmark as tbench
 from torchmech.backends import REFERENCE, Backend, usable
 from torchmech.backends import backend as get_backend
 from torchmech.devices import available_devices, synchronize
-from torchmech.models import mlp, mnist_mlp, mpg_regressor
+from torchmech.models import mlp
+from torchmech.recipes import RECIPES
 
 
 def mlp_flops(sizes: Sequence[int], batch: int, backward: bool = True) -> int:
@@ -129,18 +131,15 @@ def gemm_peak(device: str, precision: str = "fp32", n: int = 2048) -> float:
     """
     dtype = torch.bfloat16 if precision == "bf16" else torch.float32
     a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
-    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
-    try:
-        _tf32(precision == "tf32")
+    with _matmul_mode(precision):
         median, _ = measure(lambda: a @ b, device)
-    finally:
-        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
     return 2 * n**3 / median / 1e12
 
 
-def _tf32(enabled: bool) -> None:
-    torch.backends.cuda.matmul.allow_tf32 = enabled
-    torch.backends.cudnn.allow_tf32 = enabled
+def _matmul_mode(precision: str) -> contextlib.AbstractContextManager:
+    """The switches a case needs — ``cuda-tf32``'s for ``tf32`` (TF32 on), else ``cuda``'s (TF32 off) — set
+    and restored by :meth:`~torchmech.backends.Backend.active`, the one place that toggles them."""
+    return get_backend("cuda-tf32" if precision == "tf32" else "cuda").active()
 
 
 def sweep(widths: Iterable[int], batches: Iterable[int], devices: Iterable[str] | None = None,
@@ -153,20 +152,16 @@ def sweep(widths: Iterable[int], batches: Iterable[int], devices: Iterable[str] 
     """
     devices = available_devices() if devices is None else list(devices)
     records = []
-    saved = torch.backends.cuda.matmul.allow_tf32
-    try:
-        for device, precision in itertools.product(devices, precisions):
-            if precision != "fp32" and torch.device(device).type != "cuda":
-                continue
-            _tf32(precision == "tf32")
-            graph = cuda_graphs and torch.device(device).type == "cuda"
+    for device, precision in itertools.product(devices, precisions):
+        if precision != "fp32" and torch.device(device).type != "cuda":
+            continue
+        graph = cuda_graphs and torch.device(device).type == "cuda"
+        with _matmul_mode(precision):
             for width, batch in itertools.product(widths, batches):
                 step = train_step(width, batch, device, precision, depth, cuda_graph=graph)
                 median, iqr = measure(step, device, min_run_time)
                 records.append(Timing(device, width, batch, precision + ("+graph" if graph else ""), median, iqr,
                                       mlp_flops((width,) * (depth + 1), batch)))
-    finally:
-        _tf32(saved)
     return records
 
 
@@ -232,36 +227,9 @@ def write_results(records: Sequence[Timing], peaks: dict[tuple[str, str], float]
 
 
 # --- speed per backend, beside the conformance verdict ---------------------------------------------------
-@dataclass(frozen=True)
-class ChapterModel:
-    """One of the chapter's models as its section trains it: builder, batch size, one sample's shape,
-    loss, optimizer, and what the targets are (``binary`` 0/1 floats, ``regression`` floats, ``class``
-    indices of 10 classes)."""
-
-    section: str
-    build: Callable[[], nn.Module]
-    batch: int
-    shape: tuple[int, ...]
-    loss: Callable[[], nn.Module]
-    optimizer: Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
-    target: str
-
-
-def _xor_mlp() -> nn.Module:
-    from torchmech.runs import XOR_MODELS
-
-    return XOR_MODELS["mlp"][0]()
-
-
-#: The models ``torchmech bench --backends`` times one training step of, at the chapter's batch sizes.
-STEP_MODELS: dict[str, ChapterModel] = {
-    "xor_mlp": ChapterModel("s5", _xor_mlp, 2, (2,), nn.BCELoss,
-                            lambda p: torch.optim.SGD(p, lr=0.015), "binary"),
-    "mpg": ChapterModel("s7", mpg_regressor, 8, (9,), nn.MSELoss,
-                        lambda p: torch.optim.SGD(p, lr=0.001), "regression"),
-    "mnist": ChapterModel("s8", mnist_mlp, 64, (1, 28, 28),
-                          nn.CrossEntropyLoss, lambda p: torch.optim.Adam(p, lr=0.001), "class"),
-}
+#: The models ``torchmech bench --backends`` times one training step of, at the chapter's batch sizes: bench
+#: name → the chapter's recipe (:data:`~torchmech.recipes.RECIPES`: builder, loss, optimizer, batch size).
+STEP_MODELS: dict[str, str] = {"xor_mlp": "mlp", "mpg": "mpg", "mnist": "mnist"}
 #: An MNIST epoch on the exact-order fast path (:class:`~torchmech.train.ShuffledBatches`), as a "model".
 EPOCH = "mnist_epoch"
 #: Every name ``time_backends`` accepts, in table order.
@@ -342,23 +310,24 @@ def time_step(backend: str | Backend, model: str, min_run_time: float = 0.2) -> 
     and device-resident, as on the fast path. Under ``compile``, dynamo's in-process cache is reset first,
     so the first call compiles (inductor's on-disk caches, when enabled, may still shorten it).
     """
-    from torchmech.train import _forward
+    from torchmech.train import forward
 
     be = get_backend(backend)
-    spec = STEP_MODELS[model]
+    recipe = RECIPES[STEP_MODELS[model]]
     if be.compile:
         torch._dynamo.reset()
     torch.manual_seed(0)
-    module = spec.build()
+    module = recipe.build()
     net = be.prepare(module)
-    opt = spec.optimizer(module.parameters())
-    loss_fn = spec.loss()
-    x, y = be.cast(torch.randn(spec.batch, *spec.shape)), be.cast(_targets(spec.target, spec.batch))
+    opt = recipe.make_optimizer(module.parameters())
+    loss_fn = recipe.loss()
+    batch = recipe.batch_size
+    x, y = be.cast(torch.randn(batch, *recipe.input_shape)), be.cast(_targets(recipe.target, batch))
 
     def step() -> torch.Tensor:
         xb, yb = be.cast(x), be.cast(y)
         with be.autocast_context():
-            pred = _forward(net, xb, yb)
+            pred = forward(net, xb, yb)
         loss = loss_fn(pred.to(be.dtype), yb)
         loss.backward()
         opt.step()
@@ -368,7 +337,7 @@ def time_step(backend: str | Backend, model: str, min_run_time: float = 0.2) -> 
     with be.active():
         first = _stopwatch(step, be.device)
         median, iqr = measure(step, be.device, min_run_time)
-    return BackendTiming(be.name, model, spec.batch, 1, first, max(first - median, 0.0), median, iqr)
+    return BackendTiming(be.name, model, batch, 1, first, max(first - median, 0.0), median, iqr)
 
 
 def time_epoch(backend: str | Backend, batches: object, full: int, repeats: int = 3) -> BackendTiming:
@@ -386,11 +355,12 @@ def time_epoch(backend: str | Backend, batches: object, full: int, repeats: int 
         torch._dynamo.reset()
 
     def run() -> float:
-        torch.manual_seed(1)
-        model = mnist_mlp()
-        optimizer = torch.optim.Adam(model.parameters(), lr=0.001)
-        torch.manual_seed(1)
-        return _stopwatch(lambda: train(model, nn.CrossEntropyLoss(), optimizer, batches, 1,
+        recipe = RECIPES["mnist"]
+        torch.manual_seed(recipe.seed)
+        model = recipe.build()
+        optimizer = recipe.make_optimizer(model.parameters())
+        torch.manual_seed(recipe.seed)
+        return _stopwatch(lambda: train(model, recipe.loss(), optimizer, batches, 1,
                                         correct=multiclass_correct, backend=be), be.device)
 
     first = run()
@@ -475,7 +445,7 @@ def verdicts(matrix: dict | None, backends: Iterable[str]) -> dict[str, str]:
 
 def _model_label(r: BackendTiming) -> str:
     if r.model != EPOCH:
-        return f"{r.model} ({STEP_MODELS[r.model].section})"
+        return f"{r.model} ({RECIPES[STEP_MODELS[r.model]].section})"
     return f"mnist epoch {r.steps}/{round(r.steps / r.fraction)}" if r.fraction else "mnist epoch"
 
 

@@ -22,6 +22,7 @@ from torchmech.backends import Backend, resolve
 from torchmech.data.xor import XorData
 from torchmech.layers import NoisyLinear
 from torchmech.models import n_parameters
+from torchmech.recipes import RECIPES
 from torchmech.train import binary_decision
 
 Layers = list[tuple[torch.Tensor, torch.Tensor]]  # (weight (in, out), bias (out,)) per layer
@@ -118,9 +119,9 @@ def train_ensemble(
     data: XorData,
     seeds: int | Sequence[int] = 256,
     *,
-    epochs: int = 200,
-    batch_size: int = 2,
-    lr: float = 0.015,
+    epochs: int = RECIPES["mlp"].epochs,
+    batch_size: int = RECIPES["mlp"].batch_size,
+    lr: float = RECIPES["mlp"].lr,
     order_seed: int = 0,
     device: str | torch.device | None = "cpu",
     backend: Backend | str | None = None,
@@ -132,7 +133,7 @@ def train_ensemble(
             member ``i`` is ``build()`` called right after ``torch.manual_seed(seeds[i])``.
         data: the XOR split.
         seeds: the seeds, or how many (``range(K)``).
-        epochs, batch_size, lr: as in the book (200, 2, 0.015).
+        epochs, batch_size, lr: as in the book (200, 2, 0.015: the 2×4 MLP's recipe, ``RECIPES["mlp"]``).
         order_seed: seeds the members' shuffles (:func:`batch_orders`).
         device: where to train.
         backend: how (:mod:`torchmech.backends`); overrides ``device``. Its dtype holds the stacked

@@ -254,8 +254,7 @@ def _bench(args: argparse.Namespace, device: torch.device) -> dict:
     import torch
 
     from torchmech import bench
-    from torchmech.devices import available_devices, resolve_device
-    from torchmech.report import environment
+    from torchmech.devices import available_devices, environment, resolve_device
 
     threads = torch.get_num_threads()
     if args.threads:
@@ -348,14 +347,14 @@ def _devices(text: str) -> int | str:
 def _xor(args: argparse.Namespace, device: torch.device) -> dict:
     from torchmech.capacity import train_ensemble
     from torchmech.data.xor import make_xor
-    from torchmech.runs import XOR_MODELS, xor_run
+    from torchmech.runs import xor_model, xor_run
 
     data = make_xor()
     start = time.perf_counter()
     if args.seeds:
-        build, lr = XOR_MODELS[args.model]
+        build, recipe = xor_model(args.model)
         result = train_ensemble(build, data, range(args.seed, args.seed + args.seeds), epochs=args.epochs,
-                                lr=lr, device=device)
+                                lr=recipe.lr, device=device)
         seconds = time.perf_counter() - start
         return {"model": args.model, "seeds": args.seeds, "epochs": args.epochs, "device": str(device),
                 "success_rate": result.success_rate(0.9), "median_valid_acc": result.valid_acc.median().item(),

@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from torchmech.backends import ARBITER, BACKENDS, REFERENCE, TOLERANCES, usable
-from torchmech.claims import Context, Result, claims
+from torchmech.claims import claims
+from torchmech.spec import Context, Result
 
 #: The cell of a claim that does not depend on the backend, off the reference.
 SAME = "n/a"
@@ -155,7 +156,7 @@ def run_conformance(backends: Sequence[str] | None = None, sections: Sequence[st
                     quick: bool = False, data: Path | None = None,
                     progress: Callable[[str], None] | None = None) -> Matrix:
     """Judge the claims of ``sections`` (default: all) on each backend; ``progress(backend)`` after each."""
-    from torchmech.report import environment
+    from torchmech.devices import environment
 
     names = chosen_backends(backends)
     chosen = [c for c in claims() if sections is None or c.section in sections]
@@ -164,16 +165,7 @@ def run_conformance(backends: Sequence[str] | None = None, sections: Sequence[st
     for name in names:
         start = time.perf_counter()
         ctx = Context(quick=quick, data=data).on(name)
-        row = []
-        for c in chosen:
-            if c.device_free and name != REFERENCE:
-                first = matrix.cells[REFERENCE][len(row)] if REFERENCE in matrix.cells else None
-                row.append(Result(c.id, c.section, c.statement, c.book,
-                                  first.ours if first else "", SAME, "does not depend on the backend: judged on cpu",
-                                  None, name))
-            else:
-                row.append(c.judge(ctx))
-        matrix.cells[name] = row
+        matrix.cells[name] = [c.judge(ctx) for c in chosen]
         matrix.seconds[name] = time.perf_counter() - start
         if progress is not None:
             progress(name)

@@ -1,10 +1,14 @@
-"""The one place that knows about devices: which exist, how to name one, how to wait for one."""
+"""The one place that knows about devices: which exist, how to name one, how to wait for one, and the
+environment a result was measured in (:func:`environment`)."""
 
 from __future__ import annotations
 
+import platform
 import time
 
 import torch
+
+from torchmech import __version__
 
 #: Every device kind torchmech parametrises over, in the order tests list them.
 DEVICE_KINDS: tuple[str, ...] = ("cpu", "cuda", "mps")
@@ -75,3 +79,22 @@ def synced_perf_counter() -> float:
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         torch.cuda.synchronize()
     return time.perf_counter()
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def environment(device: str | torch.device | None = "cpu") -> dict[str, str]:
+    """torchmech, torch and Python versions, the device and its name, torch's thread count."""
+    dev = resolve_device(device)
+    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else _cpu_name()
+    return {"torchmech": __version__, "torch": torch.__version__, "python": platform.python_version(),
+            "device": str(dev), "device_name": name, "threads": str(torch.get_num_threads())}

@@ -95,7 +95,7 @@ class Finding:
 
 @functools.cache
 def _reference_observation(name: str, index: int) -> dict[str, Any]:
-    from torchmech.claims import REFERENCE
+    from torchmech.implementation import REFERENCE
 
     e = exercise(name)
     return e.run(getattr(REFERENCE, name), e.sample_list[index])
@@ -138,9 +138,10 @@ def failures(e: Exercise, impl: Any, *, full: bool = False, timeout: float | Non
     """(what failed, why) for the exercise's claims and its differential check on ``impl``, within the
     time limit; ``full``: every claim of the exercise's section that reads the piece, on the chapter's
     runs."""
-    from torchmech.claims import Context, claim, claims
+    from torchmech.claims import claim, claims
     from torchmech.grader import TIME_LIMIT, TookTooLong, learner_frame, time_limit
     from torchmech.runs import Runs
+    from torchmech.spec import Context
 
     found: list[tuple[str, str]] = []
     ctx = Context(impl=impl)

@@ -31,8 +31,8 @@ from pathlib import Path
 from typing import Any
 
 from torchmech import SECTIONS
-from torchmech.claims import Implementation
 from torchmech.exercises import Exercise, exercise, exercises, failures
+from torchmech.implementation import Implementation
 
 #: The stub module of each section, as the workspace names it.
 MODULES: dict[str, str] = {"s1": "s1_graph", "s2": "s2_init", "s3": "s3_autodiff", "s4": "s4_nn", "s5": "s5_xor",

@@ -21,8 +21,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from torchmech.claims import Implementation
 from torchmech.exercises import behaves_like, exercise, failures, observations
+from torchmech.implementation import Implementation
 
 
 @dataclass(frozen=True)

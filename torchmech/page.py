@@ -15,13 +15,28 @@ import re
 from collections.abc import Iterable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from torchmech import SECTIONS
-from torchmech.claims import HOLDS
+from torchmech.spec import HOLDS
 
 if TYPE_CHECKING:
-    from torchmech.report import ChapterReport, Figure
+    from torchmech.figures import Figure
+    from torchmech.spec import Result
+
+
+class Report(Protocol):
+    """What the page reads of a report (:class:`torchmech.report.ChapterReport` is one): the page sits below
+    the report, so it names only what it uses."""
+
+    environment: dict[str, str]
+    results: list[Result]
+    figures: list[Figure]
+    quick: bool
+
+    def counts(self) -> dict[str, int]: ...
+
+    def verdict(self) -> str: ...
 
 #: The *holds* column's colours: (background, text) per verdict.
 HOLDS_COLOURS: dict[str, tuple[str, str]] = {
@@ -135,7 +150,7 @@ def _figure(fig: Figure) -> str:
             f"<figcaption>{inline(fig.caption)}</figcaption></figure>")
 
 
-def render(report: ChapterReport) -> str:
+def render(report: Report) -> str:
     """The whole page, as one string."""
     env = report.environment
     sections = [s for s in SECTIONS if s != "chapter"

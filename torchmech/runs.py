@@ -32,11 +32,12 @@ from torch.utils.data import DataLoader, TensorDataset
 from torchmech.backends import Backend, resolve
 from torchmech.data.mnist import data_root, load_mnist, to_float_images
 from torchmech.data.xor import XorData
-from torchmech.models import ModuleListModel, MyNoisyModule, logistic_regression, mlp
+from torchmech.models import MyNoisyModule, mlp
+from torchmech.recipes import RECIPES, XOR_MODELS, Recipe
 from torchmech.train import History, ShuffledBatches, binary_correct, multiclass_correct
 
 if TYPE_CHECKING:
-    from torchmech.claims import Implementation
+    from torchmech.implementation import Implementation
 
 EpochCallback = Callable[[int, History], None]
 
@@ -46,7 +47,7 @@ def _pieces(impl: Implementation | None) -> Implementation:
     """Where a run takes its pieces: ``impl``, or (``None``) the reference (imported here: claims imports runs)."""
     if impl is not None:
         return impl
-    from torchmech.claims import REFERENCE
+    from torchmech.implementation import REFERENCE
 
     return REFERENCE
 
@@ -60,11 +61,6 @@ def _accepts(fn: Callable[..., Any], name: str) -> bool:
     return any((p.name == name and p.kind is not p.POSITIONAL_ONLY) or p.kind is p.VAR_KEYWORD for p in params)
 
 
-def _is_plain(be: Backend) -> bool:
-    """A device's plain backend: eager, float32, no autocast, no deterministic or TF32 flags."""
-    return not (be.compile or be.autocast or be.dtype != torch.float32 or be.deterministic or be.tf32)
-
-
 def _train(impl: Implementation | None, *args: Any, backend: Backend | str | None, **kwargs: Any) -> History:
     """``impl.train(*args, backend=backend, **kwargs)``. A ``train`` without ``backend=`` (the exercise's
     signature: ``device=`` only) trains on the backend's device, on plain backends only (it casts nothing)."""
@@ -72,33 +68,19 @@ def _train(impl: Implementation | None, *args: Any, backend: Backend | str | Non
     if _accepts(train, "backend"):
         return train(*args, backend=backend, **kwargs)
     be = resolve(backend, kwargs.pop("device", "cpu"))
-    if not _is_plain(be):
+    if not be.is_plain:
         raise ValueError(f"this train() takes no backend=: it runs on plain backends only, not {be.name!r}")
     return train(*args, device=be.device, **kwargs)
 
 
 # --- §5–§6 XOR --------------------------------------------------------------------
-#: The chapter's XOR models: name → (builder, SGD learning rate as in the book).
-XOR_MODELS: dict[str, tuple[Callable[[], nn.Module], float]] = {
-    "logistic": (logistic_regression, 0.001),
-    "mlp": (lambda: mlp((2, 4, 4, 1)), 0.015),
-    "modulelist": (ModuleListModel, 0.015),
-    "noisy": (MyNoisyModule, 0.015),
-}
-
-
-def xor_model(model: str, impl: Implementation | None = None) -> tuple[Callable[[], nn.Module], float]:
-    """The builder and learning rate of :data:`XOR_MODELS`' ``model``, with ``impl``'s pieces: its
-    ``ModuleListModel`` (``"modulelist"``) or ``MyNoisyModule`` on its ``NoisyLinear`` (``"noisy"``)."""
+def xor_model(model: str, impl: Implementation | None = None) -> tuple[Callable[[], nn.Module], Recipe]:
+    """The builder (with ``impl``'s pieces: its ``ModuleListModel``, ``MyNoisyModule`` on its
+    ``NoisyLinear``) and the recipe of the XOR model ``model`` (:data:`~torchmech.recipes.XOR_MODELS`)."""
     if model not in XOR_MODELS:
         raise ValueError(f"unknown XOR model {model!r}: choose from {', '.join(XOR_MODELS)}")
-    build, lr = XOR_MODELS[model]
-    if model == "modulelist":
-        build = _pieces(impl).ModuleListModel
-    elif model == "noisy":
-        layer = _pieces(impl).NoisyLinear
-        build = lambda: MyNoisyModule(layer=layer)  # noqa: E731
-    return build, lr
+    recipe = RECIPES[model]
+    return lambda: recipe.build(impl), recipe
 
 
 def xor_run(
@@ -122,14 +104,14 @@ def xor_run(
     ``impl``: where ``train``, ``make_xor`` (unless ``data`` is given) and the ModuleList and noisy models'
     ``ModuleListModel`` and ``NoisyLinear`` come from (``None``: the reference).
     """
-    build, lr = xor_model(model, impl)
+    build, recipe = xor_model(model, impl)
     data = data or _pieces(impl).make_xor()
-    loader = DataLoader(TensorDataset(data.x_train, data.y_train), batch_size=2, shuffle=True)
+    loader = DataLoader(TensorDataset(data.x_train, data.y_train), batch_size=recipe.batch_size, shuffle=True)
     torch.manual_seed(seed)
     net = build()
-    optimizer = torch.optim.SGD(net.parameters(), lr=lr)
+    optimizer = recipe.make_optimizer(net.parameters())
     torch.manual_seed(seed)
-    history = _train(impl, net, nn.BCELoss(), optimizer, loader, epochs, [(data.x_valid, data.y_valid)],
+    history = _train(impl, net, recipe.loss(), optimizer, loader, epochs, [(data.x_valid, data.y_valid)],
                      correct=binary_correct, device=device, on_epoch_end=on_epoch_end, backend=backend)
     return net, history
 
@@ -150,14 +132,15 @@ def xor_notebook_run(epochs: int = 200, device: str | torch.device | None = "cpu
     data = _pieces(impl).make_xor()
     valid = [(data.x_valid, data.y_valid)]
     torch.manual_seed(1)
-    loader = DataLoader(TensorDataset(data.x_train, data.y_train), batch_size=2, shuffle=True)
+    loader = DataLoader(TensorDataset(data.x_train, data.y_train), batch_size=RECIPES["logistic"].batch_size,
+                        shuffle=True)
     runs: dict[str, tuple[nn.Module, History]] = {}
     for i, name in enumerate(("logistic", "mlp", "modulelist")):
-        build, lr = xor_model(name, impl)
+        build, recipe = xor_model(name, impl)
         net = build()
         if i == 0:
             torch.manual_seed(1)  # the notebook reseeds before the logistic run's loop only
-        runs[name] = net, _train(impl, net, nn.BCELoss(), torch.optim.SGD(net.parameters(), lr=lr), loader, epochs,
+        runs[name] = net, _train(impl, net, recipe.loss(), recipe.make_optimizer(net.parameters()), loader, epochs,
                                  valid, correct=binary_correct, device=device, backend=backend)
     return runs
 
@@ -191,12 +174,13 @@ def mpg_run(epochs: int = 200, seed: int = 1, device: str | torch.device | None 
     be = resolve(backend, device)
     pieces = _pieces(impl)
     d = pieces.mpg_features()
+    recipe = RECIPES["mpg"]
     torch.manual_seed(seed)
-    loader = DataLoader(TensorDataset(d.x_train, d.y_train), batch_size=8, shuffle=True)
-    model = pieces.mpg_regressor()
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.001)
+    loader = DataLoader(TensorDataset(d.x_train, d.y_train), batch_size=recipe.batch_size, shuffle=True)
+    model = recipe.build(impl)
+    optimizer = recipe.make_optimizer(model.parameters())
     torch.manual_seed(seed)
-    history = _train(impl, model, nn.MSELoss(), optimizer, loader, epochs, on_epoch_end=on_epoch_end, backend=be)
+    history = _train(impl, model, recipe.loss(), optimizer, loader, epochs, on_epoch_end=on_epoch_end, backend=be)
     with torch.no_grad(), be.active():
         pred = _evaluate(model, be, d.x_test)[:, 0]
         y = be.cast(d.y_test)
@@ -222,12 +206,12 @@ def mnist_train_batches(root: str | Path | None, fast: bool, device: torch.devic
     if fast:
         images, labels = load_mnist(root, train=True)
         x = to_float_images(images).to(device)  # exactly ToTensor's uint8 → [0, 1]
-        return _pieces(impl).ShuffledBatches(x, labels.to(device), batch_size=64)
+        return _pieces(impl).ShuffledBatches(x, labels.to(device), batch_size=RECIPES["mnist"].batch_size)
     from torchvision import datasets, transforms
 
     load_mnist(root, train=True)  # checks the files first, naming any that is missing
     dataset = datasets.MNIST(str(data_root(root)), train=True, transform=transforms.ToTensor(), download=False)
-    return DataLoader(dataset, batch_size=64, shuffle=True)
+    return DataLoader(dataset, batch_size=RECIPES["mnist"].batch_size, shuffle=True)
 
 
 class FirstBatches:
@@ -264,10 +248,11 @@ def mnist_run(root: str | Path | None = None, epochs: int = 20, seed: int = 1,
     batches = mnist_train_batches(root, fast, dev, impl=impl)
     if max_batches is not None:
         batches = FirstBatches(batches, max_batches)
-    model = _pieces(impl).mnist_mlp()
-    optimizer = torch.optim.Adam(model.parameters(), lr=0.001)
+    recipe = RECIPES["mnist"]
+    model = recipe.build(impl)
+    optimizer = recipe.make_optimizer(model.parameters())
     torch.manual_seed(seed)
-    history = _train(impl, model, nn.CrossEntropyLoss(), optimizer, batches, epochs, correct=multiclass_correct,
+    history = _train(impl, model, recipe.loss(), optimizer, batches, epochs, correct=multiclass_correct,
                      on_epoch_end=on_epoch_end, backend=be)
     images, labels = load_mnist(root, train=False)
     with torch.no_grad(), be.active():
@@ -398,7 +383,7 @@ ENSEMBLE_SEEDS = range(1000, 1256)
 
 
 def _ensemble(runs: Runs, arch: str, device: str = "cpu", backend: Backend | str | None = None,
-              seeds: int | Sequence[int] = ENSEMBLE_SEEDS, epochs: int = 200,
+              seeds: int | Sequence[int] = ENSEMBLE_SEEDS, epochs: int = RECIPES["mlp"].epochs,
               impl: Implementation | None = None) -> object:
     """The 256-seed ensemble of ``arch``: ``"noisy"`` (MyNoisyModule), ``"noisy0"`` (the same without
     noise, σ = 0) or hidden widths joined by ``x``: ``""`` (logistic regression), ``"4x4"`` (§5's MLP),
@@ -425,7 +410,7 @@ def _plain_device(backend: Backend | str | None, device: str, run: str) -> str:
     if backend is None:
         return device
     be = resolve(backend)
-    if not _is_plain(be):
+    if not be.is_plain:
         raise ValueError(f"{run} trains in its own loop: it runs on plain backends only, not {be.name!r}")
     return be.device
 

@@ -688,7 +688,7 @@ CHAPTER_RUNS: dict[str, Callable[[], tuple[Sample, ...]]] = {
 def chapter_run(name: str, piece: Any, sample: Sample) -> dict[str, Any]:
     """One trimmed chapter run with the learner's piece in place of the reference's: its history, the
     trained weights, its metrics."""
-    from torchmech.claims import Implementation
+    from torchmech.implementation import Implementation
 
     impl = Implementation(f"graded {name}", {name: piece})
     with seeded(sample.seed):

@@ -62,7 +62,9 @@ class History:
     valid_acc: list[float] = field(default_factory=list)
 
 
-def _forward(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+def forward(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """``model(x)``, indexed ``[:, 0]`` when the model has one output and ``y`` is 1-d (the book's binary and
+    regression models): what the loss and the accuracy are computed on."""
     pred = model(x)
     # The book's binary and regression models end in one unit and index [:, 0].
     if pred.dim() == 2 and pred.shape[1] == 1 and y.dim() == 1:
@@ -90,7 +92,7 @@ def _epoch(
     for x, y in batches:
         x, y = backend.cast(x), backend.cast(y)
         with backend.autocast_context():
-            pred = _forward(model, x, y)
+            pred = forward(model, x, y)
         # the loss outside autocast, in the backend's dtype (CUDA's autocast refuses BCELoss)
         loss = loss_fn(pred.to(backend.dtype), y)
         if optimizer is not None:
