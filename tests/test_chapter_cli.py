@@ -15,7 +15,8 @@ import torch
 
 from torchmech import SECTIONS
 from torchmech.claims import book, claims
-from torchmech.cli import QUIET_LOGGERS, main
+from torchmech.cli import main
+from torchmech.commands import QUIET_LOGGERS
 
 pytestmark = pytest.mark.chapter
 

@@ -80,7 +80,7 @@ def test_epoch_loss_is_the_mean_over_batches_and_accuracy_over_samples(implement
     answers / samples; validation runs under no_grad in eval mode; gradients are zeroed after every
     step — each written out by hand against the loop (a learner's loop is graded against this one by
     the `train` exercise's samples)."""
-    from torchmech.samples import Probe
+    from torchmech.exercises.s5 import Probe
 
     x = torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0], [0.0, -1.0], [0.5, 0.5]])
     y = torch.tensor([1.0, 1.0, 0.0, 0.0, 1.0])

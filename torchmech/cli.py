@@ -3,24 +3,19 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
-import importlib
 import json
-import logging
 import os
 import sys
-import time
-import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from torchmech import SECTIONS, __version__
+from torchmech import __version__
+from torchmech.commands import chapter_sections
 
 # torch, tqdm, Lightning and matplotlib are imported inside the commands: `--help` and `--version` stay instant.
 if TYPE_CHECKING:
-    import torch
-    from tqdm import tqdm
+    pass
 
 
 class _Parser(argparse.ArgumentParser):
@@ -42,8 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     chapter.add_argument("--device", default="cpu",
                          help="cpu, cuda, mps or auto (default: cpu, where the golden values hold)")
-    chapter.add_argument("--section", nargs="+", choices=chapter_sections(), metavar="sN",
-                         help="run only these sections (s1 … s9; default: all)")
+    chapter.add_argument("--sections", "--section", dest="sections", nargs="+", choices=chapter_sections(),
+                         metavar="sN", help="run only these sections (s1 … s9; default: all)")
     chapter.add_argument("--out", type=Path, default=Path("reports"),
                          help="write chapter13.md, results.json and the figures here (default reports/)")
     chapter.add_argument("--quick", action="store_true",
@@ -184,141 +179,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _progress(total: int, desc: str, leave: bool = False) -> tqdm:
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc=desc, file=sys.stderr, disable=None, leave=leave)
-
-
-def _mpg(args: argparse.Namespace, device: torch.device) -> dict:
-    from torchmech.runs import mpg_run
-
-    with _progress(args.epochs, "mpg") as bar:
-        def log(epoch: int, history) -> None:
-            bar.update()
-            if epoch % 20 == 0 and not args.json:
-                bar.write(f"Epoch {epoch}  Loss {history.train_loss[-1]:.4f}", file=sys.stdout)
-
-        r = mpg_run(epochs=args.epochs, seed=args.seed, device=device, on_epoch_end=log)
-    return {"epochs": args.epochs, "seed": args.seed, "device": str(device),
-            "loss": {e: r.history.train_loss[e] for e in range(0, args.epochs, 20)},
-            "test_mse": r.test_mse, "test_mae": r.test_mae}
-
-
-def _mnist(args: argparse.Namespace, device: torch.device) -> dict:
-    from torchmech.runs import mnist_run
-
-    start = time.perf_counter()
-    with _progress(args.epochs, "mnist") as bar:
-        def log(epoch: int, history) -> None:
-            bar.update()
-            if not args.json:
-                bar.write(f"Epoch {epoch}  Accuracy {history.train_acc[-1]:.4f}", file=sys.stdout)
-
-        r = mnist_run(args.data, epochs=args.epochs, seed=args.seed, device=device, fast=args.fast,
-                      on_epoch_end=log)
-    return {"epochs": args.epochs, "seed": args.seed, "device": str(device),
-            "pipeline": "fast" if args.fast else "book", "train_acc": r.history.train_acc,
-            "test_acc": r.test_acc, "seconds": round(time.perf_counter() - start, 3)}
-
-
-def _lightning(args: argparse.Namespace, device: None) -> dict:
-    from torchmech.lit import fit
-
-    run = fit(args.epochs, logdir=args.logdir, data_path=args.data, resume=args.resume,
-              accelerator=args.accelerator, devices=args.devices, strategy=args.strategy, seed=args.seed,
-              num_nodes=args.num_nodes)
-    return {"epochs": args.epochs, "test_acc": run.test_acc, "epoch": run.trainer.current_epoch,
-            "global_step": run.trainer.global_step, "log_dir": str(run.log_dir),
-            "best_checkpoint": str(run.best_checkpoint), "last_checkpoint": str(run.last_checkpoint)}
-
-
-def _ignite(args: argparse.Namespace, device: torch.device) -> dict:
-    try:
-        from torchmech.ignite_bonus import ignite_fit
-
-        run = ignite_fit(args.epochs, logdir=args.logdir, data_path=args.data, device=device, seed=args.seed)
-    except ImportError as err:
-        raise _UsageError(f"{err.name or 'pytorch-ignite'} is not installed: pip install 'torchmech[ignite]'") from err
-    return {"epochs": args.epochs, "valid_acc": run.valid_acc, "valid_loss": run.valid_loss,
-            "log_dir": str(run.log_dir), "best_checkpoint": str(run.best_checkpoint)}
-
-
-class _UsageError(Exception):
-    """A one-line error for the user (exit 2)."""
-
-
-def _bench(args: argparse.Namespace, device: torch.device) -> dict:
-    """``torchmech bench``: the width × batch sweep, or with ``--backends`` the chapter's models per backend
-    beside each backend's conformance verdict (``--threads`` holds for this command only)."""
-    import torch
-
-    from torchmech import bench
-    from torchmech.devices import available_devices, environment, resolve_device
-
-    threads = torch.get_num_threads()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    try:
-        if args.backends is not None:
-            try:
-                matrix = bench.read_conformance(args.conformance)  # read first: a bad file fails before timing
-                with _progress(len(dict.fromkeys(["cpu", *args.backends])), "bench") as bar:
-                    records = bench.time_backends(
-                        args.backends, args.models or bench.BACKEND_MODELS, min_run_time=0.05 if args.quick else 0.2,
-                        epoch_batches=100 if args.quick else None, repeats=1 if args.quick else 3, data=args.data,
-                        progress=lambda name: (bar.set_postfix_str(f"{name} done"), bar.update()))
-            except ValueError as err:  # an unknown or unavailable backend, an unknown model, a bad conformance file
-                raise _UsageError(str(err)) from None
-            verdict = bench.verdicts(matrix, dict.fromkeys(r.backend for r in records))
-            path = bench.write_backend_results(records, verdict, args.out, environment("cpu"), args.quick,
-                                               args.conformance)
-            if not args.json:
-                print(bench.format_backend_table(records, verdict))
-                print("\ncompile s: the first call (compiling, under compile) minus the steady-state median; "
-                      "step ms: median of one training step (forward, backward, optimizer step); × cpu: against "
-                      "the cpu backend; mnist epoch: §8's MLP on the exact-order fast path; "
-                      f"{torch.get_num_threads()} CPU threads; inductor caches {bench.inductor_caches()} "
-                      f"(TORCHINDUCTOR_FORCE_DISABLE_CACHES=1: cold compiles).\nwrote {path}")
-            return {"backends": list(verdict), "quick": args.quick, "conformance": verdict, "files": [str(path)],
-                    "records": [r.__dict__ | {"step_s": r.step_s} for r in records]}
-        devices = [str(resolve_device(d)) for d in args.device] if args.device else available_devices()
-        widths, batches = (args.widths, args.batches) if not args.quick else ([32, 256], [1, 64])
-        run_time = 0.05 if args.quick else 0.2
-        records = bench.sweep(widths, batches, devices, args.precisions, min_run_time=run_time)
-        if args.cuda_graphs and any(d.startswith("cuda") for d in devices):
-            cuda = [d for d in devices if d.startswith("cuda")]
-            records += bench.sweep(widths, batches, cuda, args.precisions, min_run_time=run_time, cuda_graphs=True)
-        def gemm_size(device: str) -> int:  # a GPU needs big matrices to reach its peak; a CPU is there at 2048
-            return (1024 if args.quick else 2048) * (4 if device.startswith("cuda") else 1)
-
-        peaks = {(d.split(":")[0], p): bench.gemm_peak(d, p, gemm_size(d))
-                 for d in devices for p in args.precisions if p == "fp32" or d.startswith("cuda")}
-        files = bench.write_results(records, peaks, args.out, environment(devices[-1]))
-        if not args.json:
-            print(bench.format_table(records, peaks))
-            if not any(d.startswith("cuda") for d in devices):
-                print("CUDA was not available: CPU only, no crossover to mark.")
-            else:
-                print("crossover (smallest batch where CUDA wins), per width:", bench.crossover(records))
-        return {"devices": devices, "files": [str(f) for f in files],
-                "crossover_batch": {str(k): v for k, v in bench.crossover(records).items()},
-                "gemm_peak_tflops": {f"{d}/{p}": v for (d, p), v in peaks.items()}}
-    finally:
-        torch.set_num_threads(threads)
-
-
-def _fetch(args: argparse.Namespace, device: None) -> dict:
-    from torchmech.data.mnist import fetch_mnist
-
-    return {"mnist": str(fetch_mnist(args.data))}
-
-
-def chapter_sections() -> list[str]:
-    """The sections `torchmech chapter --section` accepts: s1 … s9, from ``torchmech.SECTIONS`` (no torch import)."""
-    return [s for s in SECTIONS if s != "chapter"]
-
-
 def _positive(text: str) -> int:
     try:
         value = int(text)
@@ -344,117 +204,21 @@ def _devices(text: str) -> int | str:
     return "auto" if text == "auto" else _positive(text)
 
 
-def _xor(args: argparse.Namespace, device: torch.device) -> dict:
-    from torchmech.capacity import train_ensemble
-    from torchmech.data.xor import make_xor
-    from torchmech.runs import xor_model, xor_run
-
-    data = make_xor()
-    start = time.perf_counter()
-    if args.seeds:
-        build, recipe = xor_model(args.model)
-        result = train_ensemble(build, data, range(args.seed, args.seed + args.seeds), epochs=args.epochs,
-                                lr=recipe.lr, device=device)
-        seconds = time.perf_counter() - start
-        return {"model": args.model, "seeds": args.seeds, "epochs": args.epochs, "device": str(device),
-                "success_rate": result.success_rate(0.9), "median_valid_acc": result.valid_acc.median().item(),
-                "best_valid_acc": result.valid_acc.max().item(), "parameters": result.n_params,
-                "seconds": round(seconds, 3)}
-    with _progress(args.epochs, f"xor {args.model}") as bar:
-        model, history = xor_run(args.model, epochs=args.epochs, seed=args.seed, device=device, data=data,
-                                 on_epoch_end=lambda *_: bar.update())
-    out = {"model": args.model, "seed": args.seed, "epochs": args.epochs, "device": str(device),
-           "train_acc": history.train_acc[-1], "valid_acc": history.valid_acc[-1],
-           "train_loss": history.train_loss[-1], "valid_loss": history.valid_loss[-1],
-           "seconds": round(time.perf_counter() - start, 3)}
-    if args.plot is not None:
-        from torchmech.plots import xor_figures
-
-        out["figures"] = [str(p) for p in xor_figures(model, history, data, args.plot, args.model)]
-    return out
-
-
 def main(argv: Sequence[str] | None = None) -> int:
+    """Parse, run the command, print its result (its table, or ``--json``'s one object) and return its exit
+    status; the one error boundary: a :class:`~torchmech.commands.CommandError` is one line on stderr."""
     args = build_parser().parse_args(argv)
-    device = None  # `lightning` (it has --accelerator) and `data fetch` take no --device
-    if hasattr(args, "device"):
-        from torchmech.devices import resolve_device
+    from torchmech.commands import CommandError, run
 
-        try:
-            names = args.device if isinstance(args.device, list) else [args.device or "cpu"]
-            devices = [resolve_device(name) for name in names]  # every name checked, the first used
-            device = devices[0]
-        except ValueError as err:
-            print(f"torchmech: error: {err}", file=sys.stderr)
-            return 2
-    if args.command == "learn":
-        return _learn(args)
-    if args.command in ("conformance", "diverge"):
-        return _conformance(args) if args.command == "conformance" else _diverge(args)
-    if args.command != "chapter":
-        from torchmech.data.mnist import MnistDataError
-
-        if args.command == "xor" and args.seeds and args.plot is not None:
-            print("torchmech: error: --plot draws one run: leave out --seeds", file=sys.stderr)
-            return 2
-        run = {"xor": _xor, "mpg": _mpg, "mnist": _mnist, "data": _fetch, "lightning": _lightning,
-               "ignite": _ignite, "bench": _bench}[args.command]
-        try:
-            # Only the result goes to stdout: libraries' progress bars and tables go to stderr.
-            with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():
-                result = run(args, device)
-        except MnistDataError as err:
-            print(f"torchmech: error: {err}", file=sys.stderr)
-            return 1
-        except (_UsageError, FileNotFoundError) as err:
-            print(f"torchmech: error: {err}", file=sys.stderr)
-            return 2
-        except OSError as err:
-            print(f"torchmech: error: cannot write {err.filename or 'output'}: {err.strerror or err}", file=sys.stderr)
-            return 2
-        if args.json:
-            print(json.dumps(result, indent=2))
-        elif args.command != "bench":
-            print("  ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in result.items()
-                            if not isinstance(v, list | dict)))
-        return 0
-    return _chapter(args, device)
-
-
-def _learn(args: argparse.Namespace) -> int:
-    """``torchmech learn init | check | status | mistakes``: the learner's commands."""
-    from torchmech import learn
-
-    if args.learn_command == "init":
-        try:
-            written, kept = learn.init_workspace(args.dir)
-        except OSError as err:
-            print(f"torchmech: error: cannot write the workspace {args.dir}: {err.strerror or err}", file=sys.stderr)
-            return 2
-        for path in written:
-            print(f"wrote {path}")
-        for path in kept:
-            print(f"kept  {path} (yours: not overwritten)")
-        print(f"\nNext: open {args.dir}/s1_graph.py, then `torchmech learn check s1 --impl {args.dir}`.")
-        return 0
-    if args.learn_command == "mistakes":
-        return _mistakes(args)
-    impl = args.impl or Path(os.environ.get("TORCHMECH_IMPL", "."))
-    sections = [args.section] if args.learn_command == "check" else chapter_sections()
-    with contextlib.redirect_stdout(sys.stderr), _quiet_libraries(import_lightning="s9" in sections):
-        try:
-            ws = learn.load_workspace(impl, timeout=args.timeout, sections=sections)
-        except learn.WorkspaceError as err:
-            print(f"torchmech: error: {err}", file=sys.stderr)
-            return 2
-        grades = [g for s in sections for g in learn.check_section(s, ws, full=args.full, timeout=args.timeout)]
-        tip = None
-        if args.learn_command == "check" and args.hint:
-            todo = next((g for g in grades if g.status != "done"), None)
-            tip = learn.hint(todo.exercise, ws.path) if todo else "nothing left to hint: every exercise is done"
-    report = learn.Report(grades, str(ws.path), tip, args.full)
-    _emit(json.dumps(report.to_json(), indent=2) if args.json else report.table())
-    return report.exit_code
+    try:
+        result = run(args)
+    except CommandError as err:
+        print(f"torchmech: error: {err}", file=sys.stderr)
+        return err.code
+    text = json.dumps(result.to_json(), indent=2) if getattr(args, "json", False) else result.table()
+    if text:
+        _emit(text)
+    return result.exit_code
 
 
 def _emit(text: str) -> None:
@@ -465,156 +229,6 @@ def _emit(text: str) -> None:
     except BrokenPipeError:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
-
-
-def _mistakes(args: argparse.Namespace) -> int:
-    """The catalogue, one line each; ``--verify`` also runs every mistake through its exercise's checks."""
-    from torchmech.mistakes import MISTAKES, catch
-
-    rows = [{"mistake": m.name, "exercise": m.exercise, "what": m.what} for m in MISTAKES]
-    survivors: list[str] = []
-    if args.verify:
-        with contextlib.redirect_stdout(sys.stderr), _quiet_libraries(import_lightning=True):
-            for r in rows:
-                r["caught_by"] = [k for k, _ in catch(r["mistake"])]
-        survivors = [r["mistake"] for r in rows if not r["caught_by"]]
-    if args.json:
-        _emit(json.dumps({"mistakes": rows, "survivors": survivors if args.verify else None}, indent=2))
-    else:
-        width = max(len(r["mistake"]) for r in rows)
-        lines = [f"{r['mistake']:<{width}}  {r['exercise']:<24}  {r['what']}"
-                 + (f"  [caught by {', '.join(r['caught_by']) or 'NOTHING'}]" if args.verify else "") for r in rows]
-        tail = (f"{len(rows) - len(survivors)}/{len(rows)} mistakes caught" if args.verify
-                else f"{len(rows)} mistakes (`--verify` runs each through its checks)")
-        _emit("\n".join([*lines, "", tail]))
-    return 1 if survivors else 0
-
-
-#: Loggers whose INFO lines (Lightning's "GPU available", "💡 Tip", "LOCAL_RANK", "Restoring states") the
-#: chapter keeps off its output.
-QUIET_LOGGERS = ("lightning.pytorch", "lightning.fabric")
-
-
-@contextlib.contextmanager
-def _quiet_libraries(import_lightning: bool) -> Iterator[None]:
-    """Within the block, third-party chatter stays off the console: ``QUIET_LOGGERS`` log only errors and
-    Python warnings are ignored; both are restored afterwards. ``import_lightning``: import Lightning first,
-    since its import sets its logger to INFO (and the chapter's §9 would import it inside the block)."""
-    with warnings.catch_warnings():  # also undoes the filters Lightning's import adds
-        warnings.simplefilter("ignore")
-        if import_lightning:
-            importlib.import_module("lightning.pytorch")
-        loggers = [logging.getLogger(name) for name in QUIET_LOGGERS]
-        levels = [logger.level for logger in loggers]
-        for logger in loggers:
-            logger.setLevel(logging.ERROR)
-        try:
-            yield
-        finally:
-            for logger, level in zip(loggers, levels, strict=True):
-                logger.setLevel(level)
-
-
-@contextlib.contextmanager
-def _steps(total: int, desc: str, import_lightning: bool) -> Iterator[Callable[[str], None]]:
-    """A progress bar on stderr for a long command's steps; within it libraries' prints go to stderr and their
-    logs and warnings stay quiet (:func:`_quiet_libraries`), so stdout holds only the table. Yields
-    ``done(step)``, to call after each step."""
-    with _progress(total, desc, leave=True) as bar, contextlib.redirect_stdout(sys.stderr), \
-            _quiet_libraries(import_lightning):
-        def done(step: str) -> None:
-            bar.set_postfix_str(f"{step} done")
-            bar.update(1)
-
-        yield done
-
-
-def _chapter(args: argparse.Namespace, device: torch.device) -> int:
-    from torchmech import report
-    from torchmech.data.mnist import MnistDataError
-
-    try:
-        args.out.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        print(f"torchmech: error: cannot create the report folder {args.out}: {err.strerror or err}", file=sys.stderr)
-        return 2
-    chosen = args.section or chapter_sections()
-    try:
-        with _steps(len(chosen), "chapter", import_lightning="s9" in chosen) as done:
-            rep = report.run_chapter(device, args.section, quick=args.quick, out=args.out, progress=done,
-                                     data=args.data)
-            files = rep.write(args.out)
-    except MnistDataError as err:
-        print(f"torchmech: error: {err}", file=sys.stderr)
-        return 1
-    if args.json:
-        print(json.dumps(rep.to_json() | {"report": [str(f) for f in files]}, indent=2))
-    else:
-        print(rep.table())
-        print(f"\n{rep.verdict(files[0])}")
-    return rep.exit_code
-
-
-def _conformance(args: argparse.Namespace) -> int:
-    from torchmech.conformance import chosen_backends, run_conformance
-    from torchmech.data.mnist import MnistDataError
-
-    try:
-        names = chosen_backends(args.backends)
-        args.out.mkdir(parents=True, exist_ok=True)
-    except ValueError as err:
-        print(f"torchmech: error: {err}", file=sys.stderr)
-        return 2
-    except OSError as err:
-        print(f"torchmech: error: cannot create the report folder {args.out}: {err.strerror or err}", file=sys.stderr)
-        return 2
-    sections = args.sections or chapter_sections()
-    try:
-        with _steps(len(names), "conformance", import_lightning="s9" in sections) as done:
-            matrix = run_conformance(names, args.sections, quick=args.quick, data=args.data, progress=done)
-            files = matrix.write(args.out)
-    except MnistDataError as err:
-        print(f"torchmech: error: {err}", file=sys.stderr)
-        return 1
-    if args.json:
-        print(json.dumps(matrix.to_json() | {"report": [str(f) for f in files]}, indent=2))
-    else:
-        print(matrix.table())
-        print(f"\n{matrix.verdict()}; report: {files[0]}, heat map: {files[1]}")
-    return matrix.exit_code
-
-
-def _diverge(args: argparse.Namespace) -> int:
-    from torchmech.backends import usable
-    from torchmech.data.mnist import MnistDataError
-    from torchmech.diverge import diverge, run_of
-
-    try:
-        usable(args.a), usable(args.b), run_of(args.claim)
-        args.out.mkdir(parents=True, exist_ok=True)
-    except ValueError as err:
-        print(f"torchmech: error: {err}", file=sys.stderr)
-        return 2
-    except OSError as err:
-        print(f"torchmech: error: cannot create the folder {args.out}: {err.strerror or err}", file=sys.stderr)
-        return 2
-    try:
-        with contextlib.redirect_stdout(sys.stderr), _quiet_libraries(import_lightning=False):
-            found = diverge(args.a, args.b, args.claim, args.steps, args.data)
-            repro = found.repro(args.out / "diverge-repro.pt") if found.found else None
-    except MnistDataError as err:
-        print(f"torchmech: error: {err}", file=sys.stderr)
-        return 1
-    if args.json:
-        first = found.ratios[found.first] if found.found else None
-        print(json.dumps({"a": found.a, "b": found.b, "claim": found.claim_id, "steps": found.steps,
-                          "operations": len(found.ratios), "first": first and {"name": first[0], "ratio": first[1]},
-                          "report": found.describe(), "repro": repro}, indent=2))
-    else:
-        print(found.describe())
-        if repro:
-            print(f"\nrepro ({args.out / 'diverge-repro.pt'}):\n{repro}")
-    return 1 if found.found else 0
 
 
 if __name__ == "__main__":

@@ -198,9 +198,36 @@ class Divergence:
     first: int | None = None
     events: tuple[list[Event], list[Event], list[Event]] | None = None
 
+    repro_file: Path | None = None
+    repro_code: str | None = None
+
     @property
     def found(self) -> bool:
         return self.first is not None
+
+    @property
+    def exit_code(self) -> int:
+        """1 where ``b`` diverges from ``a`` (as a failing check), else 0."""
+        return 1 if self.found else 0
+
+    def write(self, out: Path) -> list[Path]:
+        """The repro (``out/diverge-repro.pt``: the diverging module and its input) when one diverged."""
+        if not self.found:
+            return []
+        path = out / "diverge-repro.pt"
+        self.repro_code, self.repro_file = self.repro(path), path
+        return [path] if path.exists() else []
+
+    def table(self) -> str:
+        """The report (:meth:`describe`) and, once written, the code that replays the repro."""
+        repro = f"\n\nrepro ({self.repro_file}):\n{self.repro_code}" if self.repro_code else ""
+        return self.describe() + repro
+
+    def to_json(self) -> dict[str, Any]:
+        first = self.ratios[self.first] if self.found else None
+        return {"a": self.a, "b": self.b, "claim": self.claim_id, "steps": self.steps, "operations": len(self.ratios),
+                "first": first and {"name": first[0], "ratio": first[1]}, "report": self.describe(),
+                "repro": self.repro_code}
 
     def describe(self) -> str:
         """The report: the first diverging operation with its inputs, both values and a repro; or none."""

@@ -302,6 +302,13 @@ class Report:
     def exit_code(self) -> int:
         return 0 if all(g.status == "done" for g in self.grades) else 1
 
+    def write(self, out: Path) -> list[Path]:
+        """``out/learn.json`` (:meth:`to_json`)."""
+        out.mkdir(parents=True, exist_ok=True)
+        path = out / "learn.json"
+        path.write_text(json.dumps(self.to_json(), indent=2))
+        return [path]
+
     def __repr__(self) -> str:
         return self.table()
 

@@ -377,8 +377,8 @@ class Claim:
         be = ctx.be
 
         def result(ours: str, holds: str, ratio: float | None = None, rule: str | None = None) -> Result:
-            return Result(self.id, self.section, self.statement, self.book, ours, holds,
-                          rule or self.rule.describe(ctx), ratio, be.name)
+            return Result(id=self.id, section=self.section, statement=self.statement, book=self.book, ours=ours,
+                          holds=holds, rule=rule or self.rule.describe(ctx), ratio=ratio, backend=be.name)
 
         if ctx.quick and self.quick == "skip":
             return result("not run (--quick)", "quick")
