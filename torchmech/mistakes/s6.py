@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -10,16 +11,17 @@ from torch import nn
 from torchmech.mistakes.core import Mistake, ref
 
 
-def _predict_strict() -> type:
+def _predicting(decide: Callable[[torch.Tensor], torch.Tensor]) -> type:
+    """The ModuleList model with ``predict`` written as a learner writes it, deciding by ``decide(output)``."""
     base = ref("ModuleListModel")
 
-    class StrictPredict(base):
-        def predict(self, x):  # > instead of >=: 0.5 exactly becomes class 0
+    class Predicting(base):
+        def predict(self, x):
             as_numpy = not isinstance(x, torch.Tensor)
             with torch.no_grad():
-                pred = (self(torch.as_tensor(x, dtype=torch.float32))[:, 0] > 0.5).float()
+                pred = decide(self(torch.as_tensor(x, dtype=torch.float32)))
             return pred.numpy() if as_numpy else pred
-    return StrictPredict
+    return Predicting
 
 
 def _plain_list() -> type:
@@ -65,18 +67,6 @@ def _noise_per_feature() -> type:
     return OneRowOfNoise
 
 
-def _predict_booleans() -> type:
-    base = ref("ModuleListModel")
-
-    class BoolPredict(base):
-        def predict(self, x):
-            as_numpy = not isinstance(x, torch.Tensor)
-            with torch.no_grad():
-                pred = self(torch.as_tensor(x, dtype=torch.float32))[:, 0] >= 0.5  # booleans, not 0/1 floats
-            return pred.numpy() if as_numpy else pred
-    return BoolPredict
-
-
 def _no_sigmoid() -> type:
     base = ref("ModuleListModel")
 
@@ -85,18 +75,6 @@ def _no_sigmoid() -> type:
             super().__init__()
             self.module_list = nn.ModuleList(list(self.module_list)[:-1])  # Linear(4, 1) last: no Sigmoid
     return NoSigmoid
-
-
-def _predict_column() -> type:
-    base = ref("ModuleListModel")
-
-    class ColumnPredict(base):
-        def predict(self, x):
-            as_numpy = not isinstance(x, torch.Tensor)
-            with torch.no_grad():
-                pred = (self(torch.as_tensor(x, dtype=torch.float32)) >= 0.5).float()  # (N, 1): [:, 0] forgotten
-            return pred.numpy() if as_numpy else pred
-    return ColumnPredict
 
 
 def _noisy_more(kind: str) -> type:
@@ -142,7 +120,7 @@ def _noisy_more(kind: str) -> type:
 
 MISTAKES: tuple[Mistake, ...] = (
     Mistake("predict_strict", "ModuleListModel", "predict with > 0.5: an output of exactly 0.5 becomes class 0",
-            _predict_strict),
+            lambda: _predicting(lambda out: (out[:, 0] > 0.5).float())),  # > instead of >=
     Mistake("plain_list", "ModuleListModel", "a Python list instead of nn.ModuleList: the layers are not registered",
             _plain_list),
     Mistake("noise_on_cpu", "NoisyLinear", "the noise drawn on the CPU whatever the input's device (the book's "
@@ -153,10 +131,12 @@ MISTAKES: tuple[Mistake, ...] = (
             lambda: _noisy_variant("book_default")),
     Mistake("noise_shared_by_the_batch", "NoisyLinear", "noise of shape (1, input_size): the same noise for every "
             "row of the batch", _noise_per_feature),
-    Mistake("predict_booleans", "ModuleListModel", "predict returns booleans, not 0/1 floats", _predict_booleans),
+    Mistake("predict_booleans", "ModuleListModel", "predict returns booleans, not 0/1 floats",
+            lambda: _predicting(lambda out: out[:, 0] >= 0.5)),
     Mistake("module_list_no_sigmoid", "ModuleListModel", "the final Sigmoid left out of the ModuleList",
             _no_sigmoid),
-    Mistake("predict_column", "ModuleListModel", "predict without [:, 0]: shape (N, 1), not (N,)", _predict_column),
+    Mistake("predict_column", "ModuleListModel", "predict without [:, 0]: shape (N, 1), not (N,)",
+            lambda: _predicting(lambda out: (out >= 0.5).float())),
     Mistake("noisy_w_transposed", "NoisyLinear", "w of shape (output_size, input_size), as nn.Linear.weight, used "
             "as x·wᵀ", lambda: _noisy_more("transposed")),
     Mistake("noise_variance_as_std", "NoisyLinear", "σ² passed to torch.normal, which takes the std σ",
