@@ -1,11 +1,12 @@
 # Two commands for a fresh machine (see README.md):
 #   make chapter   create .venv, install, run the chapter claim by claim
 #   make test      create .venv, install, run every test, the docstring examples and each benchmark once
+#   make releases  the chapter on every supported release (nox + uv), the release table
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: chapter test bench lint clean
+.PHONY: chapter test bench releases lint clean
 
 $(BIN)/torchmech: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +30,14 @@ bench: $(BIN)/torchmech
 	mkdir -p reports
 	$(BIN)/python -m pytest benchmarks --benchmark-enable --benchmark-only --benchmark-json=reports/pytest-benchmark.json
 	$(BIN)/torchmech bench --out reports
+
+# The chapter on every release of the matrix (benchmarks/noxfile.py: one uv venv per row, 3–6 GB each,
+# deleted after its row), then the table and the heat map. Not part of `make test`.
+releases: $(BIN)/torchmech
+	$(BIN)/python -m pip install --quiet nox uv
+	$(BIN)/torchmech data fetch
+	$(BIN)/nox -f benchmarks/noxfile.py
+	$(BIN)/python -m torchmech.releases view benchmarks/results/releases --png docs/releases.png
 
 lint: $(BIN)/torchmech
 	$(BIN)/ruff check .

@@ -9,6 +9,9 @@ FULL = {"cpu": {"widths": [32, 128, 512, 1024], "batches": [1, 64, 4096]},
         "cuda": {"widths": [32, 128, 512, 1024, 4096], "batches": [1, 64, 4096]}}
 SMOKE = {"widths": [32, 256], "batches": [1, 64]}
 
+#: The release sweep's nox file is run by nox (`make releases`), not collected (nox is no test dependency).
+collect_ignore = ["noxfile.py"]
+
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if {"width", "batch"} <= set(metafunc.fixturenames):

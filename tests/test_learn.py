@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.learners.correct import CORRECT
 from tests.learners.examples import EXAMPLES, HEAD
 from torchmech.claims import book
 from torchmech.cli import main
@@ -217,6 +218,14 @@ def test_the_issues_wrong_answers_fail_with_a_diagnosis(name: str, tmp_path: Pat
     graded = [g for g in check_section(module.split("_")[0], ws) if g.status != "not started"]
     assert len(graded) == 1 and graded[0].status == "failing", graded
     assert words in graded[0].failure, graded[0].failure
+
+
+@pytest.mark.parametrize("name", sorted(CORRECT))
+def test_right_answers_written_differently_are_done(name: str) -> None:
+    """A right answer need not be torchmech's code: other operators, a DataLoader inside ShuffledBatches,
+    randn_like for the noise, no_grad by hand — each is done (no false alarm)."""
+    (g,) = check(CORRECT[name]).grades
+    assert g.status == "done", g.failure
 
 
 def test_an_unlisted_mistake_gets_no_label_and_its_line(tmp_path: Path) -> None:

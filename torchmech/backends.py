@@ -252,9 +252,13 @@ def eager(device: str | torch.device) -> Backend:
     return backend(torch.device(device).type)
 
 
+def plain(device: torch.device) -> Backend:
+    """The plain (eager) backend of ``device``, its index kept (``cuda:1``); availability is not checked."""
+    return replace(eager(device), device=str(device))
+
+
 def resolve(backend_: str | Backend | None = None, device: str | torch.device | None = "cpu") -> Backend:
-    """What a run uses: the named backend, or (``None``) eager on ``device`` (index kept: ``cuda:1``)."""
+    """What a run uses: the named backend, or (``None``) eager on ``device`` (checked: it must exist here)."""
     if backend_ is not None:
         return backend(backend_)
-    dev = resolve_device(device)
-    return replace(eager(dev), device=str(dev))
+    return plain(resolve_device(device))

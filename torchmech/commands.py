@@ -403,6 +403,8 @@ def run(args: argparse.Namespace) -> Any:
             result = COMMANDS[args.command](args, device)
     except MnistDataError as err:
         raise CommandError(str(err), code=1) from None
+    except ImportError as err:  # a dependency that is missing or broken in this environment: say which
+        raise CommandError(f"a library does not import here: {type(err).__name__}: {err}") from None
     except FileNotFoundError as err:
         raise CommandError(str(err)) from None
     except OSError as err:

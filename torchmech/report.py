@@ -76,6 +76,11 @@ class ChapterReport:
                 + (f", {unchecked} not checked (--quick or a missing package)" if unchecked else "")
                 + (f", {len(self.failed)} FAIL: {', '.join(r.id for r in self.failed)}" if self.failed else "")
                 + f" (torch {env['torch']}, {env['device']}: {env['device_name']})")
+        from torchmech.releases import NEWEST_MEASURED, newer_than_measured
+
+        if newer_than_measured(env["torch"]):
+            text += (f"; torch {env['torch']} is newer than the newest release measured ({NEWEST_MEASURED}): "
+                     "see the README's release table")
         return text + (f"; report: {report_file}" if report_file is not None else "")
 
     def markdown(self, out: Path) -> str:

@@ -21,7 +21,7 @@ import inspect
 import itertools
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -154,14 +154,17 @@ def _evaluate(model: nn.Module, be: Backend, x: torch.Tensor) -> torch.Tensor:
 # --- §7 Auto MPG ----------------------------------------------------------------------------
 @dataclass
 class MpgResult:
-    """``history.train_loss`` per epoch (the book prints every 20th), the test metrics, and the
-    number of batches per epoch (the divisor of the epoch's mean loss)."""
+    """``history.train_loss`` per epoch (the book prints every 20th), the test metrics, the number of
+    batches per epoch (the divisor of the epoch's mean loss), and the test cars' predicted and true MPG
+    (what the metrics and §7's figure are computed from)."""
 
     model: nn.Module
     history: History
     test_mse: float
     test_mae: float
     batches: int
+    test_pred: list[float] = field(default_factory=list)
+    test_true: list[float] = field(default_factory=list)
 
 
 def mpg_run(epochs: int = 200, seed: int = 1, device: str | torch.device | None = "cpu",
@@ -185,7 +188,7 @@ def mpg_run(epochs: int = 200, seed: int = 1, device: str | torch.device | None 
         pred = _evaluate(model, be, d.x_test)[:, 0]
         y = be.cast(d.y_test)
         mse, mae = nn.MSELoss()(pred, y).item(), nn.L1Loss()(pred, y).item()
-    return MpgResult(model, history, mse, mae, len(loader))
+    return MpgResult(model, history, mse, mae, len(loader), pred.tolist(), y.tolist())
 
 
 # --- §8 MNIST --------------------------------------------------------------------------------

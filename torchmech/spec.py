@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 
-from torchmech.backends import ARBITER, Backend, resolve
+from torchmech.backends import ARBITER, Backend, plain
 from torchmech.backends import REFERENCE as REFERENCE_BACKEND
 from torchmech.backends import backend as get_backend
 from torchmech.implementation import REFERENCE, Implementation
@@ -71,7 +71,7 @@ class Context:
     @property
     def be(self) -> Backend:
         """The :class:`~torchmech.backends.Backend` the measures run on."""
-        return resolve(None if self.backend == "eager" else self.backend, self.device)
+        return plain(self.device) if self.backend == "eager" else get_backend(self.backend)
 
     def on(self, backend: str) -> Context:
         """The same context on another backend (its device too)."""
