@@ -345,3 +345,25 @@ def test_unregistered_markers_are_rejected(scratch: pytest.Pytester) -> None:
     result = scratch.runpytest_inprocess()
     assert result.ret != pytest.ExitCode.OK
     assert "'s10' not found in `markers`" in str(result.stdout) + str(result.stderr)
+
+
+def test_a_warning_forced_through_stays_off_the_quiet_console(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A library that forces its warning through (`simplefilter("always")` around `warn`, as torch 2.4's
+    torch.distributed.optim does on Ignite's import) shows nothing inside the chapter's quiet block; after it,
+    warnings show again."""
+    import warnings
+
+    from torchmech.commands import _quiet_libraries
+
+    shown: list[str] = []
+    monkeypatch.setattr(warnings, "showwarning", lambda message, *args, **kwargs: shown.append(str(message)))
+
+    def forced(text: str) -> None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("always")
+            warnings.warn(text, DeprecationWarning, stacklevel=1)
+
+    with _quiet_libraries(import_lightning=False):
+        forced("inside")
+    forced("after")
+    assert shown == ["after"]

@@ -57,3 +57,38 @@ def test_a_torch_newer_than_measured_is_one_line_of_the_verdict() -> None:
     assert "torch 2.99.0 is newer than the newest release measured" in report.verdict()
     assert report.exit_code == 0
     assert "newer than" not in ChapterReport([result], env | {"torch": NEWEST_MEASURED}).verdict()
+
+
+# --- the recorded sweep (benchmarks/results/releases, made by `make releases`) ----------------------------
+RECORDED = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "releases"
+
+
+def test_the_recorded_table_covers_every_claim_on_every_row() -> None:
+    """At least five rows from the lowest supported torch to the newest measured; each row measured every
+    claim of the registry, and printed nothing on the console beside its JSON."""
+    from torchmech.claims import claims
+
+    rows = load(RECORDED)
+    assert len(rows) >= 5
+    ids = [c.id for c in claims()]
+    assert {r.name: sorted(r.claims) for r in rows} == {r.name: sorted(ids) for r in rows}
+    assert {r.name: r.console for r in rows} == {r.name: [] for r in rows}
+    assert NEWEST_MEASURED in {r.versions["torch"] for r in rows}
+    assert not any(newer_than_measured(r.versions["torch"]) for r in rows)
+
+
+def test_pyprojects_lower_bounds_are_the_lowest_rows_measured_to_pass() -> None:
+    """Each dependency's lower bound in pyproject.toml is the lowest release of it on a row where every claim
+    holds and the §1–§4 suite passes."""
+    import re
+
+    import tomllib
+
+    deps = tomllib.loads((RECORDED.parents[2] / "pyproject.toml").read_text())["project"]["dependencies"]
+    bounds = dict(m.groups() for d in deps if (m := re.fullmatch(r"([\w-]+)>=([\w.]+)", d)))
+    passing = [r for r in load(RECORDED) if r.holding == len(r.claims) and r.tests.get("failed", 1) == 0
+               and r.tests.get("passed", 0) > 0]
+    for name, bound in bounds.items():
+        measured = sorted({r.versions[name] for r in passing if name in r.versions},
+                          key=lambda v: tuple(int(p) for p in re.findall(r"\d+", v)[:3]))
+        assert measured and measured[0].startswith(bound), (name, bound, measured)

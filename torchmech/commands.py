@@ -252,8 +252,11 @@ def _quiet_libraries(import_lightning: bool) -> Iterator[None]:
     """Within the block, third-party chatter stays off the console: ``QUIET_LOGGERS`` log only errors and
     Python warnings are ignored; both are restored afterwards. ``import_lightning``: import Lightning first,
     since its import sets its logger to INFO (and the chapter's §9 would import it inside the block)."""
-    with warnings.catch_warnings():  # also undoes the filters Lightning's import adds
+    with warnings.catch_warnings():  # also undoes the filters Lightning's import adds, and restores showwarning
         warnings.simplefilter("ignore")
+        # A library may force its own warning through (torch 2.4's torch.distributed.optim, imported by Ignite,
+        # warns under simplefilter("always")): nothing is shown inside the block.
+        warnings.showwarning = lambda *args, **kwargs: None
         if import_lightning:
             importlib.import_module("lightning.pytorch")
         loggers = [logging.getLogger(name) for name in QUIET_LOGGERS]
