@@ -34,8 +34,6 @@ class CommandError(Exception):
         self.code = code
 
 
-_UsageError = CommandError
-
 
 @dataclass
 class Output:
@@ -144,7 +142,7 @@ def _ignite(args: argparse.Namespace, device: torch.device) -> dict:
 
         run = ignite_fit(args.epochs, logdir=args.logdir, data_path=args.data, device=device, seed=args.seed)
     except ImportError as err:
-        raise _UsageError(f"{err.name or 'pytorch-ignite'} is not installed: pip install 'torchmech[ignite]'") from err
+        raise CommandError(f"{err.name or 'pytorch-ignite'} is not installed: pip install 'torchmech[ignite]'") from err
     return {"epochs": args.epochs, "valid_acc": run.valid_acc, "valid_loss": run.valid_loss,
             "log_dir": str(run.log_dir), "best_checkpoint": str(run.best_checkpoint)}
 
@@ -170,7 +168,7 @@ def _bench(args: argparse.Namespace, device: torch.device) -> Output:
                         epoch_batches=100 if args.quick else None, repeats=1 if args.quick else 3, data=args.data,
                         progress=lambda name: (bar.set_postfix_str(f"{name} done"), bar.update()))
             except ValueError as err:  # an unknown or unavailable backend, an unknown model, a bad conformance file
-                raise _UsageError(str(err)) from None
+                raise CommandError(str(err)) from None
             verdict = bench.verdicts(matrix, dict.fromkeys(r.backend for r in records))
             path = bench.write_backend_results(records, verdict, args.out, environment("cpu"), args.quick,
                                                args.conformance)

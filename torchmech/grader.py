@@ -213,15 +213,6 @@ class Difference:
     relation: str = ""
     ratio: float | None = None
 
-    def lines(self) -> list[str]:
-        out = [f"{self.what}: {self.problem}"]
-        if self.relation:
-            out.append(f"  {self.relation}")
-        if not isinstance(self.got, Raised):
-            out.append(f"  expected {short(self.expected)}")
-            out.append(f"  yours    {short(self.got)}")
-        return out
-
 
 def tolerances(dtype: torch.dtype) -> tuple[float, float]:
     """(rtol, atol) of ``torch.testing.assert_close`` for ``dtype``, a little wider for float32 so that a

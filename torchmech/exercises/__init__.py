@@ -16,7 +16,7 @@ from its core); the machinery in :mod:`torchmech.exercises.core`.
 from __future__ import annotations
 
 from torchmech.exercises import s1, s2, s3, s4, s5, s6, s7, s8, s9
-from torchmech.exercises.core import Exercise, Finding, behaves_like, check_piece, failures, observations
+from torchmech.exercises.core import Exercise, Finding, check_piece, failures, observations
 
 #: Every exercise, in chapter order.
 EXERCISES: tuple[Exercise, ...] = (*s1.EXERCISES, *s2.EXERCISES, *s3.EXERCISES, *s4.EXERCISES, *s5.EXERCISES,
@@ -34,5 +34,5 @@ def exercises(section: str | None = None) -> list[Exercise]:
     return [e for e in EXERCISES if section is None or e.section == section]
 
 
-__all__ = ["EXERCISES", "Exercise", "Finding", "behaves_like", "check_piece", "exercise", "exercises", "failures",
+__all__ = ["EXERCISES", "Exercise", "Finding", "check_piece", "exercise", "exercises", "failures",
            "observations"]

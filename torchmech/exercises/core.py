@@ -133,16 +133,9 @@ def check_piece(e: Exercise, piece: Any) -> Finding | None:
                    len(e.sample_list))
 
 
-def behaves_like(e: Exercise, piece: Any, other: Any) -> bool:
-    """``piece`` and ``other`` are indistinguishable on every sample of ``e``."""
-    return all(compare_observations(b, a) is None
-               for a, b in zip(observations(e, piece), observations(e, other), strict=True))
-
-
 def failures(e: Exercise, impl: Any, *, full: bool = False, timeout: float | None = None) -> list[tuple[str, str]]:
     """(what failed, why) for the exercise's claims and its differential check on ``impl``, within the
-    time limit; ``full``: every claim of the exercise's section that reads the piece, on the chapter's
-    runs."""
+    time limit; ``full``: also every other claim of the exercise's section, on the chapter's full runs."""
     from torchmech.claims import claim, claims
     from torchmech.grader import TIME_LIMIT, TookTooLong, learner_frame, time_limit
     from torchmech.runs import Runs

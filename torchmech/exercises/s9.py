@@ -55,9 +55,11 @@ def lightning_module(piece: Any, sample: Sample) -> dict[str, Any]:
     x, y = sample.make()
     train_loader = DataLoader(TensorDataset(x[:56], y[:56]), batch_size=sample.extra["batch"])
     valid_loader = DataLoader(TensorDataset(x[56:], y[56:]), batch_size=10)
+    lightning_log = logging.getLogger("lightning.pytorch")
+    level = lightning_log.level
     with seeded(sample.seed), warnings.catch_warnings(), tempfile.TemporaryDirectory() as tmp:
         warnings.simplefilter("ignore")
-        logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
+        lightning_log.setLevel(logging.ERROR)  # its banners off for the fit, its level restored after
         try:
             model = piece()
             optimizer = model.configure_optimizers()
@@ -70,6 +72,8 @@ def lightning_module(piece: Any, sample: Sample) -> dict[str, Any]:
             trainer.test(model, valid_loader, verbose=False)
         except Exception as err:
             return _raised(err)
+        finally:
+            lightning_log.setLevel(level)
     logged = sorted(logger.logged)
     names = sorted({k for k, _, _ in logged})
     metrics = [getattr(model, f"{stage}_acc", None) for stage in ("train", "valid", "test")]

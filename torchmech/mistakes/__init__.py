@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from torchmech.exercises import behaves_like, exercise, failures, observations
+from torchmech.exercises import exercise, failures, observations
 from torchmech.mistakes import s1, s2, s3, s4, s5, s6, s7, s8, s9
 from torchmech.mistakes.core import Mistake
 
@@ -61,4 +61,4 @@ def likely_mistake(exercise_name: str, piece: Any) -> str:
     return named[0].what if len(named) == 1 else ""
 
 
-__all__ = ["MISTAKES", "Mistake", "behaves_like", "catch", "likely_mistake", "mistake", "named_mistakes"]
+__all__ = ["MISTAKES", "Mistake", "catch", "likely_mistake", "mistake", "named_mistakes"]
