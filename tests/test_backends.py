@@ -6,16 +6,20 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import torch
+from hypothesis import given
+from hypothesis import strategies as st
 from PIL import Image
 from torch import nn
 
+from tests.planted import PLANTED, GradientOff, UlpNoise
+from tests.strategies import torch_seeds
 from torchmech import backends as backends_module
-from torchmech.backends import BACKENDS, Backend, available_backends, backend, usable
+from torchmech import conformance
+from torchmech.backends import BACKENDS, TOLERANCES, available_backends, backend, usable
 from torchmech.claims import claims
 from torchmech.cli import main
 from torchmech.conformance import run_conformance
@@ -87,20 +91,6 @@ def test_the_arbiter_starts_from_the_reference_weights_and_computes_in_float64()
 
 
 # --- the matrix ------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class OneMatmulOff(Backend):
-    """A planted bug: the CPU in float32, except that the second Linear's output is 0.1 % off."""
-
-    def prepare(self, model: nn.Module) -> nn.Module:
-        model = super().prepare(model)
-        second = [m for m in model.modules() if isinstance(m, nn.Linear)][1]
-        second.register_forward_hook(lambda module, args, out: out * (1 + 1e-3))
-        return model
-
-
-PLANTED = OneMatmulOff("planted", "the second Linear's output × 1.001")
-
-
 def test_the_matrix_judges_each_backend_and_fails_a_planted_bug(monkeypatch: pytest.MonkeyPatch,
                                                                 runs: Runs) -> None:
     """§3 and §7 on deterministic and on a planted backend: the reference and the arbiter come first; on
@@ -140,6 +130,10 @@ def test_conformance_cli_writes_the_matrix_and_its_heat_map(tmp_path: Path,
     assert mse["cpu"]["holds"] in ("exact", "band") and mse["deterministic"]["ratio"] < 1
     with Image.open(tmp_path / "conformance.png") as png:
         png.verify()
+    # the CLI measured the columns in worker processes (one per core): the cells are those of one process
+    assert out["workers"] == min(3, conformance.default_workers())
+    here = run_conformance(["deterministic"], sections=["s3", "s7"]).to_json()
+    assert [row["cells"] for row in out["claims"]] == [row["cells"] for row in here["claims"]]
 
 
 @pytest.mark.parametrize(("argv", "message"), [
@@ -172,11 +166,72 @@ def test_diverge_names_the_planted_matmul(tmp_path: Path) -> None:
     assert [tuple(x.shape) for x in saved["inputs"]] == [(8, 8)] and "backend(name)" in code
 
 
-def test_diverge_finds_nothing_between_equal_backends() -> None:
-    """deterministic runs the CPU's float32 kernels: every operation of two MPG steps stays within budget."""
-    found = diverge("cpu", "deterministic", "s7.mpg.test_mse", steps=2)
-    assert not found.found and len(found.ratios) == 2 * (5 + 6)  # 5 leaves' outputs, 6 gradients per step
+#: (claim, leaves recorded per step: outputs + gradients) of the runs diverge follows.
+RUN_EVENTS = [("s5.logistic.accuracy", 2 + 2), ("s6.noisy_module.accuracy", 6 + 6), ("s7.mpg.test_mse", 5 + 6),
+              ("s8.mnist.test_acc", 6 + 6)]
+
+
+@pytest.mark.parametrize(("claim_id", "events"), RUN_EVENTS)
+def test_diverge_finds_nothing_between_equal_backends(claim_id: str, events: int) -> None:
+    """deterministic runs the CPU's float32 kernels: every operation of three steps of XOR's logistic
+    regression, MyNoisyModule (its noise drawn alike), MPG and MNIST stays within budget, and at the scaled
+    budget too every ratio is e/(3e + tol·rms) < 1/3 (or 0 where float32 equals float64)."""
+    found = diverge("cpu", "deterministic", claim_id, steps=3)
+    assert not found.found and len(found.ratios) == 3 * events
+    assert max(r for _, r in found.ratios) < 1 / 3
     assert "follows cpu within the budget" in found.describe()
+
+
+@pytest.mark.parametrize("claim_id", [c for c, _ in RUN_EVENTS if c != "s6.noisy_module.accuracy"])
+def test_diverge_no_false_alarm_on_one_ulp_noise(claim_id: str) -> None:
+    """Every Linear's output one ulp up or down (as another float32 kernel may round): within budget at every
+    operation of three steps, though the gradients of MNIST are of size 1e-3 and the budget scales with them."""
+    noisy = UlpNoise("ulp-noise", "±1 ulp on every Linear")
+    found = diverge("cpu", noisy, claim_id, steps=3)
+    assert not found.found, found.describe()
+
+
+@pytest.mark.parametrize(("param", "factor"), [("1.bias", 1.01), ("1.bias", 0.99), ("3.weight", 1.002),
+                                               ("5.bias", 1.01)])
+def test_diverge_names_a_small_gradient_fault_on_mnist(param: str, factor: float) -> None:
+    """A gradient off by 1 % (0.2 % on the middle layer's weights) in MNIST's run: the first layer's bias
+    gradient is of size 1e-3, so an absolute floor of 1e-4 would hide the fault ten times over. diverge names
+    exactly that gradient in the first step, every operation before it within budget."""
+    planted = GradientOff("grad-off", f"∂L/∂{param} × {factor}", param=param, factor=factor)
+    found = diverge("cpu", planted, "s8.mnist.test_acc", steps=2)
+    assert found.found, found.describe()
+    name, ratio = found.ratios[found.first]
+    assert name == f"step 0 · grad · {param}" and ratio > 1
+    assert found.module == param.rpartition(".")[0]
+    assert all(r <= 1 for _, r in found.ratios[: found.first])
+
+
+@given(seed=torch_seeds, exponent=st.integers(-9, 4), rows=st.sampled_from([1, 3, 64, 257]),
+       cols=st.sampled_from([1, 10, 33]), precision=st.sampled_from(["fp32", "tf32", "bf16"]))
+def test_the_tensor_budget_scales_with_the_tensor(seed: int, exponent: int, rows: int, cols: int,
+                                                  precision: str) -> None:
+    """At every scale (1e-9 to 1e4) and shape: the budget of c·x is c times the budget of x; an error of
+    10·tol relative to each element is over budget (where the reference is exact), one of tol/10 within it."""
+    tolerance = TOLERANCES[precision]
+    torch.manual_seed(seed)
+    x64 = torch.randn(rows, cols, dtype=torch.float64) * 10.0**exponent
+    rms = x64.pow(2).mean().sqrt().item()
+    budget = tolerance.tensor_budget(0.0, x64)
+    assert tolerance.tensor_budget(0.0, 8 * x64) == pytest.approx(8 * budget, rel=1e-12)
+    assert tolerance.tensor_budget(3e-3 * rms, x64) == pytest.approx(budget + tolerance.k * 3e-3 * rms, rel=1e-12)
+    for scale, over in ((10.0, True), (0.1, False)):
+        error = (x64 * (1 + scale * tolerance.tol) - x64).pow(2).mean().sqrt().item()
+        assert (error > budget) is over
+
+
+def test_the_tensor_budget_has_a_floor_at_the_largest_element() -> None:
+    """A tensor that is zero but for one element: the floor is one unit of the precision at that element
+    (eps·max), above tol·rms; an empty tensor has no budget."""
+    x = torch.zeros(10_000, dtype=torch.float64)
+    x[7] = 3.0
+    for t in TOLERANCES.values():
+        assert t.tensor_budget(0.0, x) == pytest.approx(max(t.tol * 0.03, t.eps * 3.0))
+        assert t.tensor_budget(0.0, torch.zeros(0, dtype=torch.float64)) == 0.0
 
 
 # --- pytest --backend --------------------------------------------------------------------------------

@@ -7,9 +7,14 @@ from pathlib import Path
 
 import pytest
 import torch
+from hypothesis import given
+from hypothesis import strategies as st
 
-from torchmech import bench, devices
+from torchmech import bench, devices, to_accuracy
+from torchmech.backends import BACKENDS
 from torchmech.bench import Timing, crossover, mlp_flops
+from torchmech.claims import MPG_LOSSES, claim
+from torchmech.cli import main
 
 pytestmark = pytest.mark.chapter
 
@@ -240,3 +245,68 @@ def test_bench_threads_hold_for_the_command_only(tmp_path: Path) -> None:
     code, out, _, data = _bench_backends(tmp_path, "--backends", "cpu", "--models", "xor_mlp", "--threads", "1")
     assert code == 0 and data is not None and data["environment"]["threads"] == "1" and "1 CPU threads" in out
     assert torch.get_num_threads() == before
+
+
+# --- time to accuracy --------------------------------------------------------------------------------
+@given(times=st.lists(st.floats(1e-3, 10.0), min_size=1, max_size=25),
+       quality=st.lists(st.floats(0.0, 1.0), min_size=25, max_size=25), target=st.floats(0.0, 1.0))
+def test_time_to_accuracy_sums_the_steady_epochs_through_the_first_that_reaches(times: list[float],
+                                                                                quality: list[float],
+                                                                                target: float) -> None:
+    """Over drawn epoch times and qualities: the epochs are 1 + the index of the first quality ≥ the target;
+    the seconds are the epochs' times through it with the first counted as the median of the rest (never more
+    than it took), and its excess is reported apart; not reached: no epochs, no seconds."""
+    quality = quality[: len(times)]
+    row = to_accuracy.to_accuracy(to_accuracy.Trace("cpu", "mnist", tuple(times), tuple(quality)),
+                                  to_accuracy.Target("mnist", "test accuracy", target, True, "s8.mnist.test_acc"))
+    steady = sorted(times[1:])[(len(times) - 2) // 2: (len(times) - 1) // 2 + 1] if len(times) > 1 else times
+    median = sum(steady) / len(steady)
+    assert row.epoch_s == pytest.approx(median) and row.first_extra_s == pytest.approx(max(times[0] - median, 0))
+    hits = [i for i, q in enumerate(quality) if q >= target]
+    if not hits:
+        assert row.epochs is None and row.seconds is None
+    else:
+        assert row.epochs == hits[0] + 1
+        assert row.seconds == pytest.approx(min(times[0], median) + sum(times[1: hits[0] + 1]))
+    assert row.trained_epochs == len(times) and row.final == quality[-1]
+
+
+def test_the_targets_are_the_registrys() -> None:
+    """MNIST's target is the lower edge of the test-accuracy claim's band; MPG's the book's loss at the last
+    printed epoch, compared as printed (to the book's decimals)."""
+    acc = claim("s8.mnist.test_acc")
+    assert to_accuracy.TARGETS["mnist"].value == pytest.approx(acc.number - acc.rule.cpu.width)
+    last = claim(f"s7.mpg.loss.epoch{max(MPG_LOSSES)}")
+    mpg = to_accuracy.TARGETS["mpg"]
+    assert (mpg.value, mpg.higher, mpg.source) == (last.number, False, last.id)
+    half = 0.5 * 10.0 ** -len(last.book.split(".")[1])
+    assert mpg.reached(last.number + 0.9 * half) and not mpg.reached(last.number + 1.1 * half)
+
+
+def test_the_timed_training_is_the_chapters_run(runs, mnist_root: Path) -> None:
+    """Timing does not change the training: MPG's traced losses are the chapter run's, epoch for epoch, and
+    MNIST's test accuracy after one traced epoch is that of the chapter's one-epoch run."""
+    from torchmech.runs import mnist_run
+
+    mpg = to_accuracy.trace("cpu", "mpg")
+    assert list(mpg.quality) == runs.get("mpg", backend=BACKENDS["cpu"]).history.train_loss
+    assert len(mpg.epoch_s) == 200 and min(mpg.epoch_s) > 0
+    mnist = to_accuracy.trace("cpu", "mnist", mnist_root, epochs=1)
+    assert mnist.quality == (mnist_run(mnist_root, epochs=1).test_acc,)
+
+
+def test_cli_to_accuracy_writes_the_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`bench --to-accuracy --backends deterministic --models mpg`: one row per backend (cpu first), the
+    epochs and seconds to the book's loss (reached on the reference, as the chapter's run passes it), the
+    ratio to cpu, the verdict column; an unknown model is a one-line error."""
+    code = main(["bench", "--to-accuracy", "--backends", "deterministic", "--models", "mpg", "--out", str(tmp_path),
+                 "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0 and [(r["backend"], r["model"]) for r in out["rows"]] == [("cpu", "mpg"), ("deterministic", "mpg")]
+    cpu, det = out["rows"]
+    assert cpu["epochs"] is not None and det["epochs"] == cpu["epochs"] and cpu["ratio"] == 1.0
+    assert det["ratio"] == pytest.approx(det["seconds"] / cpu["seconds"]) and out["conformance"]["cpu"] == "not run"
+    assert json.loads((tmp_path / "bench-to-accuracy.json").read_text())["rows"][0]["epochs"] == cpu["epochs"]
+    assert main(["bench", "--to-accuracy", "--models", "resnet", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "unknown model(s) resnet: choose from mnist, mpg" in err and err.count("\n") == 1

@@ -16,7 +16,7 @@ import torch
 from torchmech import SECTIONS
 from torchmech.claims import book, claims
 from torchmech.cli import main
-from torchmech.commands import QUIET_LOGGERS
+from torchmech.console import QUIET_LOGGERS
 
 pytestmark = pytest.mark.chapter
 
@@ -353,7 +353,7 @@ def test_a_warning_forced_through_stays_off_the_quiet_console(monkeypatch: pytes
     warnings show again."""
     import warnings
 
-    from torchmech.commands import _quiet_libraries
+    from torchmech.console import quiet_libraries
 
     shown: list[str] = []
     monkeypatch.setattr(warnings, "showwarning", lambda message, *args, **kwargs: shown.append(str(message)))
@@ -363,7 +363,7 @@ def test_a_warning_forced_through_stays_off_the_quiet_console(monkeypatch: pytes
             warnings.simplefilter("always")
             warnings.warn(text, DeprecationWarning, stacklevel=1)
 
-    with _quiet_libraries(import_lightning=False):
+    with quiet_libraries(import_lightning=False):
         forced("inside")
     forced("after")
     assert shown == ["after"]

@@ -35,6 +35,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import types
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 
@@ -46,16 +47,29 @@ from torchmech.devices import is_available, resolve_device
 
 @dataclass(frozen=True)
 class Tolerance:
-    """``k`` (the multiple of the reference's own error allowed) and ``tol`` (relative to max(1, |x₆₄|))
-    of one precision, with the measurements that justify them."""
+    """``k`` (the multiple of the reference's own error allowed), ``tol`` (relative to the value's size) and
+    ``eps`` (the precision's unit, 2⁻ᵖ for p mantissa bits: the rounding floor of a tensor) of one precision,
+    with the measurements that justify them."""
 
     k: float
     tol: float
     why: str
+    eps: float = 0.0
 
     def budget(self, e_ref: float, x64: float) -> float:
-        """The most ``|x_b − x₆₄|`` may be: ``k·e_ref + tol·max(1, |x₆₄|)``."""
+        """The most ``|x_b − x₆₄|`` may be for a number the chapter prints: ``k·e_ref + tol·max(1, |x₆₄|)``
+        (accuracies, losses and MSEs are of order 1 or more; an accuracy equal on both runs has e_ref = 0)."""
         return self.k * e_ref + self.tol * max(1.0, abs(x64))
+
+    def tensor_budget(self, e_ref: float, x64: torch.Tensor) -> float:
+        """The most ``rmse(x_b, x₆₄)`` may be for a tensor (an activation, a gradient):
+        ``k·e_ref + max(tol·rms(x₆₄), eps·max|x₆₄|)``. The tolerance scales with the tensor's own size, so a
+        gradient of rms 1e-3 gets the same relative budget as a loss of 500; the floor is one unit of the
+        precision at the tensor's largest element (below it, a difference is rounding, not a finding)."""
+        if not x64.numel():
+            return 0.0
+        rms, top = x64.pow(2).mean().sqrt().item(), x64.abs().max().item()
+        return self.k * e_ref + max(self.tol * rms, self.eps * top)
 
 
 #: k and tol per precision, and the measurements behind them (this 2-core CPU, torch 2.14.1; x₃₂ the CPU
@@ -70,16 +84,17 @@ TOLERANCES: dict[str, Tolerance] = {
         "the reference. k = 3, not torch._dynamo's 2 for one forward pass: over 200 epochs two float32 rounding "
         "paths drift by independent amounts of one size (2× measured), and their ratio is heavy-tailed; tol = "
         "1e-4 (dynamo's default) covers numbers where the reference's own error happens to vanish (MPG's "
-        "epoch-20 loss: 4.5e-7).")),
+        "epoch-20 loss: 4.5e-7). TENSORS_FP32"), eps=2.0**-23),
     "tf32": Tolerance(3.0, 5e-3, (
         "TF32 matmuls round inputs to 10 mantissa bits (2⁻¹¹). Not measured (no GPU in this session): bf16's "
-        "measured need (below, 0.02 at 2⁻⁸) scaled by TF32's 8× finer rounding, with 2× margin.")),
+        "measured need (below, 0.02 at 2⁻⁸) scaled by TF32's 8× finer rounding, with 2× margin. "
+        "TENSORS_TF32"), eps=2.0**-10),
     "bf16": Tolerance(3.0, 3e-2, (
         "bf16 autocast rounds matmul inputs to 7 mantissa bits (2⁻⁸). Measured on cpu-bf16: XOR logistic "
         "train accuracy 0.66 vs 0.64 (two of 100 points, where float32 and float64 agree), MPG's epoch-20 loss "
         "0.8 % off (float32's own error there: 5e-8), test MSE 0.5 %, MAE 0.7 %, MNIST's first epochs 5e-5; "
-        "tol = 0.03 is 1.5× the largest need (0.02).")),
-    "fp64": Tolerance(1.0, 0.0, "the arbiter itself: never judged by this rule"),
+        "tol = 0.03 is 1.5× the largest need (0.02). TENSORS_BF16"), eps=2.0**-7),
+    "fp64": Tolerance(1.0, 0.0, "the arbiter itself: never judged by this rule", eps=2.0**-52),
 }
 
 
@@ -97,6 +112,11 @@ class Backend:
         deterministic: ``torch.use_deterministic_algorithms(True)`` (and cuDNN's flags) while active.
         tf32: let float32 matmuls and convolutions use TF32 while active (else they are kept off).
         precision: the key of :data:`TOLERANCES` that judges it.
+        compiler: the ``torch.compile`` backend under ``compile`` (``inductor``; ``aot_eager`` and ``eager``
+            are the rungs of :mod:`torchmech.ladder` that leave inductor out).
+        inductor: inductor's settings while active, as ``(name, value)`` pairs (``fallback_random``…).
+        fp32_modules: the names of submodules run in float32, outside autocast (the ladder's "this module in
+            float32" under a mixed-precision backend).
     """
 
     name: str
@@ -108,6 +128,9 @@ class Backend:
     deterministic: bool = False
     tf32: bool = False
     precision: str = "fp32"
+    compiler: str = "inductor"
+    inductor: tuple[tuple[str, object], ...] = ()
+    fp32_modules: tuple[str, ...] = ()
 
     @property
     def tolerance(self) -> Tolerance:
@@ -145,11 +168,21 @@ class Backend:
         The returned module shares ``model``'s parameters: an optimizer built on ``model`` steps it.
         """
         model.to(self.device, self.dtype)
-        return torch.compile(model, mode=self.compile) if self.compile else model
+        for name in self.fp32_modules:
+            _in_float32(model.get_submodule(name), self.device)
+        return self.compiled(model)
 
     def function(self, fn: Callable) -> Callable:
         """``fn`` as this backend runs it (compiled under ``compile``)."""
-        return torch.compile(fn, mode=self.compile) if self.compile else fn
+        return self.compiled(fn)
+
+    def compiled(self, fn: Callable) -> Callable:
+        """``torch.compile(fn)`` with the backend's mode and compiler (``fn`` itself when eager)."""
+        if not self.compile:
+            return fn
+        if self.compiler == "inductor":
+            return torch.compile(fn, mode=self.compile)
+        return torch.compile(fn, backend=self.compiler)  # a mode is inductor's: the others take none
 
     def autocast_context(self) -> contextlib.AbstractContextManager:
         """Where forward passes run: ``torch.autocast`` for the mixed-precision backends."""
@@ -168,6 +201,8 @@ class Backend:
         try:
             if self.compile:
                 stack.enter_context(_recompile_room())
+            if self.inductor:
+                stack.enter_context(_inductor_settings(self.inductor))
             if self.deterministic:
                 os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS' deterministic workspace
                 torch.use_deterministic_algorithms(True)
@@ -188,6 +223,26 @@ class Backend:
                 os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)
             else:
                 os.environ["CUBLAS_WORKSPACE_CONFIG"] = saved[6]
+
+
+def _float32_forward(self: nn.Module, *args: object, **kwargs: object) -> object:
+    """A module's own forward, outside autocast, on float32 inputs (bound by :func:`_in_float32`)."""
+    with torch.autocast(self._torchmech_fp32_device, enabled=False):  # type: ignore[arg-type]
+        args = tuple(a.float() if isinstance(a, torch.Tensor) and a.is_floating_point() else a for a in args)
+        return type(self).forward(self, *args, **kwargs)
+
+
+def _in_float32(module: nn.Module, device: str) -> None:
+    """Run ``module`` in float32 from now on, autocast or not (a bound method: a deep copy keeps it)."""
+    module._torchmech_fp32_device = torch.device(device).type
+    module.forward = types.MethodType(_float32_forward, module)
+
+
+def _inductor_settings(settings: tuple[tuple[str, object], ...]) -> contextlib.AbstractContextManager:
+    """Inductor's config patched with ``settings`` (restored on exit)."""
+    import torch._inductor.config as inductor
+
+    return inductor.patch(**dict(settings))
 
 
 def _recompile_room() -> contextlib.AbstractContextManager:

@@ -301,7 +301,8 @@ def _stopwatch(fn: Callable[[], object], device: str) -> float:
 
 
 def time_step(backend: str | Backend, model: str, min_run_time: float = 0.2) -> BackendTiming:
-    """Time one training step of a chapter model on a backend (ratio not set).
+    """Time one training step of a chapter model (a key of :data:`STEP_MODELS` or of
+    :data:`~torchmech.recipes.RECIPES`) on a backend (ratio not set).
 
     The step is one iteration of :func:`torchmech.train.train`'s loop: the model ``prepare``-d by the
     backend (its compiled twin under ``compile``), the batch ``cast``, the forward pass under
@@ -313,7 +314,7 @@ def time_step(backend: str | Backend, model: str, min_run_time: float = 0.2) -> 
     from torchmech.train import forward
 
     be = get_backend(backend)
-    recipe = RECIPES[STEP_MODELS[model]]
+    recipe = RECIPES[STEP_MODELS.get(model, model)]
     if be.compile:
         torch._dynamo.reset()
     torch.manual_seed(0)

@@ -58,6 +58,12 @@ def build_parser() -> argparse.ArgumentParser:
     conf.add_argument("--out", type=Path, default=Path("reports"),
                       help="write conformance.json and the heat map conformance.png here (default reports/)")
     conf.add_argument("--data", type=Path, default=None, metavar="DIR", help="data root")
+    conf.add_argument("--workers", type=_positive, default=None, metavar="N",
+                      help="measure the backends' columns in N processes, torch's threads shared out among them "
+                           "(default: one per CPU core, at most one per backend; 1: here, one after the other)")
+    conf.add_argument("--explain", action="store_true",
+                      help="for every failing claim × backend, re-judge it with one setting changed at a time "
+                           "(the mitigation ladder) and say which restores it and what it costs in step time")
     conf.add_argument("--json", action="store_true", help="print one JSON object on stdout")
 
     div = commands.add_parser("diverge", help="name the first operation where backend b leaves backend a "
@@ -139,10 +145,17 @@ def build_parser() -> argparse.ArgumentParser:
                        help="instead of the sweep: time the chapter's models (one training step each, and an MNIST "
                             "epoch) on these backends (cpu, compile, cpu-bf16, …; cpu always runs), compile time "
                             "apart, beside each backend's conformance verdict; writes OUT/bench-backends.json")
+    bench.add_argument("--to-accuracy", action="store_true",
+                       help="seconds of training (steady state, compile time apart) until MNIST reaches the chapter's "
+                            "test-accuracy band and MPG the book's last printed loss, per backend (--backends; "
+                            "default: every one available here), beside its conformance verdict; writes "
+                            "OUT/bench-to-accuracy.json")
     bench.add_argument("--models", nargs="+", default=None, metavar="MODEL",
-                       help="with --backends: only these (xor_mlp, mpg, mnist, mnist_epoch; default: all)")
+                       help="with --backends: only these (xor_mlp, mpg, mnist, mnist_epoch; default: all); with "
+                            "--to-accuracy: mnist, mpg")
     bench.add_argument("--conformance", type=Path, default=None, metavar="FILE",
-                       help="with --backends: the conformance.json whose verdicts to show (default: 'not run')")
+                       help="with --backends or --to-accuracy: the conformance.json whose verdicts to show "
+                            "(default: 'not run')")
     bench.add_argument("--data", type=Path, default=None, metavar="DIR", help="data root (the MNIST epoch)")
     bench.add_argument("--threads", type=_positive, default=None, metavar="N",
                        help="torch's CPU threads for this run (default: torch's own; 1 is steadier on a busy CPU)")

@@ -9,17 +9,15 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib
-import logging
 import sys
 import time
-import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from torchmech import SECTIONS
+from torchmech.console import quiet_libraries
 
 if TYPE_CHECKING:
     import torch
@@ -159,6 +157,8 @@ def _bench(args: argparse.Namespace, device: torch.device) -> Output:
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
+        if args.to_accuracy:
+            return _to_accuracy(args)
         if args.backends is not None:
             try:
                 matrix = bench.read_conformance(args.conformance)  # read first: a bad file fails before timing
@@ -204,6 +204,34 @@ def _bench(args: argparse.Namespace, device: torch.device) -> Output:
         torch.set_num_threads(threads)
 
 
+def _to_accuracy(args: argparse.Namespace) -> Output:
+    """``torchmech bench --to-accuracy``: per backend, the seconds of training to the chapter's quality."""
+    import torch
+
+    from torchmech import bench, to_accuracy
+    from torchmech.backends import available_backends
+    from torchmech.devices import environment
+
+    names = args.backends or available_backends()
+    try:
+        matrix = bench.read_conformance(args.conformance)  # read first: a bad file fails before training
+        with _progress(len(dict.fromkeys(["cpu", *names])), "to accuracy") as bar, quiet_libraries(False):
+            rows = to_accuracy.time_to_accuracy(names, args.models or to_accuracy.MODELS, args.data,
+                                                progress=lambda name: (bar.set_postfix_str(f"{name} done"),
+                                                                       bar.update()))
+    except ValueError as err:  # an unknown or unavailable backend, an unknown model, a bad conformance file
+        raise CommandError(str(err)) from None
+    verdict = bench.verdicts(matrix, dict.fromkeys(r.backend for r in rows))
+    path = to_accuracy.write(rows, verdict, args.out, environment("cpu"), args.conformance)
+    text = (to_accuracy.format_table(rows, verdict)
+            + "\n\nseconds: training time through the first epoch that reaches the target, each epoch timed, the "
+            "first counted as the median of the others (its extra, compiling under compile, apart); the quality "
+            f"is measured after each epoch, off the clock; {torch.get_num_threads()} CPU threads.\nwrote {path}")
+    return Output({"backends": list(verdict), "conformance": verdict, "files": [str(path)],
+                   "targets": {m: t.describe() for m, t in to_accuracy.TARGETS.items()},
+                   "rows": [r.__dict__ for r in rows]}, text, [path])
+
+
 def _fetch(args: argparse.Namespace, device: None) -> dict:
     from torchmech.data.mnist import fetch_mnist
 
@@ -242,39 +270,13 @@ def _xor(args: argparse.Namespace, device: torch.device) -> dict:
 
 #: Loggers whose INFO lines (Lightning's "GPU available", "💡 Tip", "LOCAL_RANK", "Restoring states") the
 #: chapter keeps off its output.
-QUIET_LOGGERS = ("lightning.pytorch", "lightning.fabric")
-
-
-@contextlib.contextmanager
-def _quiet_libraries(import_lightning: bool) -> Iterator[None]:
-    """Within the block, third-party chatter stays off the console: ``QUIET_LOGGERS`` log only errors and
-    Python warnings are ignored; both are restored afterwards. ``import_lightning``: import Lightning first,
-    since its import sets its logger to INFO (and the chapter's §9 would import it inside the block)."""
-    with warnings.catch_warnings():  # also undoes the filters Lightning's import adds, and restores showwarning
-        warnings.simplefilter("ignore")
-        # A library may force its own warning through (torch 2.4's torch.distributed.optim, imported by Ignite,
-        # warns under simplefilter("always")): nothing is shown inside the block.
-        warnings.showwarning = lambda *args, **kwargs: None
-        if import_lightning:
-            importlib.import_module("lightning.pytorch")
-        loggers = [logging.getLogger(name) for name in QUIET_LOGGERS]
-        levels = [logger.level for logger in loggers]
-        for logger in loggers:
-            logger.setLevel(logging.ERROR)
-        try:
-            yield
-        finally:
-            for logger, level in zip(loggers, levels, strict=True):
-                logger.setLevel(level)
-
-
 @contextlib.contextmanager
 def _steps(total: int, desc: str, import_lightning: bool) -> Iterator[Callable[[str], None]]:
     """A progress bar on stderr for a long command's steps; within it libraries' prints go to stderr and their
-    logs and warnings stay quiet (:func:`_quiet_libraries`), so stdout holds only the table. Yields
+    logs and warnings stay quiet (:func:`quiet_libraries`), so stdout holds only the table. Yields
     ``done(step)``, to call after each step."""
     with _progress(total, desc, leave=True) as bar, contextlib.redirect_stdout(sys.stderr), \
-            _quiet_libraries(import_lightning):
+            quiet_libraries(import_lightning):
         def done(step: str) -> None:
             bar.set_postfix_str(f"{step} done")
             bar.update(1)
@@ -303,7 +305,7 @@ def _learn(args: argparse.Namespace, device: None) -> Any:
         return _mistakes(args)
     impl = args.impl or Path(os.environ.get("TORCHMECH_IMPL", "."))
     sections = [args.section] if args.learn_command == "check" else chapter_sections()
-    with contextlib.redirect_stdout(sys.stderr), _quiet_libraries(import_lightning="s9" in sections):
+    with contextlib.redirect_stdout(sys.stderr), quiet_libraries(import_lightning="s9" in sections):
         try:
             ws = learn.load_workspace(impl, timeout=args.timeout, sections=sections)
         except learn.WorkspaceError as err:
@@ -323,7 +325,7 @@ def _mistakes(args: argparse.Namespace) -> Output:
     rows = [{"mistake": m.name, "exercise": m.exercise, "what": m.what} for m in MISTAKES]
     survivors: list[str] = []
     if args.verify:
-        with contextlib.redirect_stdout(sys.stderr), _quiet_libraries(import_lightning=True):
+        with contextlib.redirect_stdout(sys.stderr), quiet_libraries(import_lightning=True):
             for r in rows:
                 r["caught_by"] = [k for k, _ in catch(r["mistake"])]
         survivors = [r["mistake"] for r in rows if not r["caught_by"]]
@@ -348,7 +350,7 @@ def _chapter(args: argparse.Namespace, device: torch.device) -> Written:
 
 
 def _conformance(args: argparse.Namespace, device: None) -> Written:
-    from torchmech.conformance import chosen_backends, run_conformance
+    from torchmech.conformance import chosen_backends, default_workers, run_conformance
 
     try:
         names = chosen_backends(args.backends)
@@ -357,9 +359,14 @@ def _conformance(args: argparse.Namespace, device: None) -> Written:
     _folder(args.out)
     sections = args.sections or chapter_sections()
     with _steps(len(names), "conformance", import_lightning="s9" in sections) as done:
-        matrix = run_conformance(names, args.sections, quick=args.quick, data=args.data, progress=done)
-        files = matrix.write(args.out)
-    return Written(matrix, files, f"{matrix.verdict()}; report: {files[0]}, heat map: {files[1]}")
+        matrix = run_conformance(names, args.sections, quick=args.quick, data=args.data, progress=done,
+                                 workers=args.workers or default_workers())
+    if args.explain:
+        with _steps(len(matrix.failed()), "ladder", import_lightning=False) as done:
+            matrix.explain(args.data, progress=done)
+    files = matrix.write(args.out)
+    return Written(matrix, files, f"{matrix.verdict()}; report: {files[0]}, heat map: {files[1]}"
+                   + (f", ladder: {files[2]}" if len(files) > 2 else ""))
 
 
 def _diverge(args: argparse.Namespace, device: None) -> Any:
@@ -371,7 +378,7 @@ def _diverge(args: argparse.Namespace, device: None) -> Any:
     except ValueError as err:
         raise CommandError(str(err)) from None
     _folder(args.out, "the folder")
-    with contextlib.redirect_stdout(sys.stderr), _quiet_libraries(import_lightning=False):
+    with contextlib.redirect_stdout(sys.stderr), quiet_libraries(import_lightning=False):
         found = diverge(args.a, args.b, args.claim, args.steps, args.data)
         found.write(args.out)
     return found

@@ -10,16 +10,25 @@ generator's draws) are judged once, on the reference; Lightning's and Ignite's r
 ``--quick`` (the default of :func:`run_conformance` is the whole chapter) trims the long runs as
 ``torchmech chapter --quick`` does: MNIST to 2 epochs, the 256-seed ensembles and Lightning's 10 epochs
 skipped.
+
+Each backend's column is measured on its own (:func:`measure_column`: every claim the column measures,
+with the runs it needs), then every cell is judged from the measured values (the arbiter's rule takes
+the reference's and the arbiter's values from their columns). So the columns can be measured in
+parallel: ``workers`` processes, the CPU's threads shared out among them (the chapter's runs are many
+small steps, bound by Python's overhead more than by arithmetic: two processes of one thread each
+finish the five CPU columns in about half the time of one process of two threads).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from torchmech.backends import ARBITER, BACKENDS, REFERENCE, TOLERANCES, usable
 from torchmech.claims import claims
@@ -38,6 +47,18 @@ class Matrix:
     environment: dict[str, str]
     seconds: dict[str, float] = field(default_factory=dict)
     quick: bool = False
+    wall_s: float = 0.0
+    workers: int = 1
+    ladder: Any = None  # a torchmech.ladder.Ladder once explain() ran
+
+    def explain(self, data: Path | None = None, progress: Callable[[str], None] | None = None) -> Any:
+        """Climb the mitigation ladder for every failing cell (:func:`torchmech.ladder.climb`); kept in
+        ``ladder``, shown under the table and written as ``ladder.json``."""
+        from torchmech.ladder import climb
+
+        failing = [self.cell(i, b) for i, b in self.failed()]
+        self.ladder = climb(failing, quick=self.quick, data=data, progress=progress)
+        return self.ladder
 
     @property
     def ids(self) -> list[str]:
@@ -67,8 +88,10 @@ class Matrix:
                          "cells": {b: {"ours": self.cells[b][i].ours, "holds": self.cells[b][i].holds,
                                        "ratio": self.cells[b][i].ratio, "rule": self.cells[b][i].rule}
                                    for b in self.backends}})
-        return {"environment": self.environment, "quick": self.quick, "backends": backends, "claims": rows,
-                "failed": [{"id": i, "backend": b} for i, b in self.failed()]}
+        return {"environment": self.environment, "quick": self.quick, "backends": backends,
+                "wall_seconds": round(self.wall_s, 1), "workers": self.workers, "claims": rows,
+                "failed": [{"id": i, "backend": b} for i, b in self.failed()]} | (
+                    {"ladder": self.ladder.to_json()} if self.ladder is not None else {})
 
     def table(self) -> str:
         """Claim per row, backend per column: how it holds, and off the reference the error ratio."""
@@ -80,7 +103,8 @@ class Matrix:
         widths = [max(len(r[j]) for r in [header, *rows]) for j in range(len(header))]
         line = lambda r: "  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip()  # noqa: E731
         times = ("seconds", *(f"{self.seconds.get(b, 0.0):.0f}" for b in self.backends))
-        return "\n".join([line(header), line(tuple("-" * w for w in widths)), *map(line, rows), line(times)])
+        text = "\n".join([line(header), line(tuple("-" * w for w in widths)), *map(line, rows), line(times)])
+        return text + (f"\n\n{self.ladder.table()}" if self.ladder is not None else "")
 
     def verdict(self) -> str:
         failed = self.failed()
@@ -93,7 +117,8 @@ class Matrix:
         if failed:
             text += f"; FAIL: {', '.join(f'{i} on {b}' for i, b in failed)}"
         env = self.environment
-        return text + f" (torch {env['torch']}, {env['device_name']})"
+        return text + (f" (torch {env['torch']}, {env['device_name']}; {self.wall_s:.0f} s, "
+                       f"{self.workers} process{'es' if self.workers > 1 else ''})")
 
     def heatmap(self, path: Path) -> Path:
         """A heat map of the error ratios (claims with a ratio × backends off the reference), log colour
@@ -137,7 +162,7 @@ class Matrix:
         out.mkdir(parents=True, exist_ok=True)
         js = out / "conformance.json"
         js.write_text(json.dumps(self.to_json(), indent=2))
-        return [js, self.heatmap(out / "conformance.png")]
+        return [js, self.heatmap(out / "conformance.png"), *(self.ladder.write(out) if self.ladder else [])]
 
 
 def chosen_backends(names: Sequence[str] | None) -> list[str]:
@@ -152,22 +177,86 @@ def chosen_backends(names: Sequence[str] | None) -> list[str]:
     return list(dict.fromkeys([REFERENCE, ARBITER, *names]))
 
 
+def measure_column(name: str, sections: Sequence[str] | None = None, quick: bool = False,
+                   data: Path | None = None) -> tuple[dict[tuple[str, str], Any], float]:
+    """Measure every claim of ``sections`` that backend ``name``'s column measures (:meth:`Claim.measured_on`)
+    — on the reference, also those the other columns judge on it — and return the values
+    ``(claim id, backend) → value`` with the seconds it took."""
+    start = time.perf_counter()
+    ctx = Context(quick=quick, data=data).on(name)
+    for claim in claims():
+        if (sections is None or claim.section in sections) and claim.measured_on(ctx):
+            claim.measured(ctx)
+    return ctx.known, time.perf_counter() - start
+
+
+def _worker_column(name: str, sections: Sequence[str] | None, quick: bool, data: Path | None,
+                   threads: int) -> tuple[dict[tuple[str, str], Any], float]:
+    """:func:`measure_column` in a worker process: ``threads`` torch threads, libraries quiet."""
+    import torch
+
+    from torchmech.console import quiet_process
+
+    torch.set_num_threads(threads)
+    with quiet_process(import_lightning=sections is None or "s9" in sections):
+        return measure_column(name, sections, quick, data)
+
+
 def run_conformance(backends: Sequence[str] | None = None, sections: Sequence[str] | None = None,
                     quick: bool = False, data: Path | None = None,
-                    progress: Callable[[str], None] | None = None) -> Matrix:
-    """Judge the claims of ``sections`` (default: all) on each backend; ``progress(backend)`` after each."""
+                    progress: Callable[[str], None] | None = None, workers: int = 1) -> Matrix:
+    """Judge the claims of ``sections`` (default: all) on each backend; ``progress(backend)`` after each
+    column is measured. ``workers`` > 1: the columns are measured in that many processes (each with its
+    share of torch's threads; the backends must be :data:`~torchmech.backends.BACKENDS` entries, which a
+    fresh process knows); 1 measures them here, one after the other."""
     from torchmech.devices import environment
 
     names = chosen_backends(backends)
     chosen = [c for c in claims() if sections is None or c.section in sections]
     matrix = Matrix(names, {}, environment("cpu") | {"tolerances": json.dumps(
         {p: [t.k, t.tol] for p, t in TOLERANCES.items()})}, quick=quick)
-    for name in names:
-        start = time.perf_counter()
-        ctx = Context(quick=quick, data=data).on(name)
-        matrix.cells[name] = [c.judge(ctx) for c in chosen]
-        matrix.seconds[name] = time.perf_counter() - start
+    known: dict[tuple[str, str], Any] = {}
+    start = time.perf_counter()
+    matrix.workers = max(1, min(workers, len(names)))
+    for name, (values, seconds) in _columns(names, sections, quick, data, matrix.workers):
+        known.update(values)
+        matrix.seconds[name] = seconds
         if progress is not None:
             progress(name)
+    for name in names:
+        ctx = Context(quick=quick, data=data, known=known).on(name)
+        matrix.cells[name] = [c.judge(ctx) for c in chosen]
+    matrix.wall_s = time.perf_counter() - start
     return matrix
 
+
+def _columns(names: list[str], sections: Sequence[str] | None, quick: bool, data: Path | None,
+             workers: int):  # -> Iterator[tuple[str, tuple[dict, float]]], as each column is measured
+    if workers == 1:
+        for name in names:
+            yield name, measure_column(name, sections, quick, data)
+        return
+    import concurrent.futures
+    import multiprocessing
+
+    import torch
+
+    threads = max(1, torch.get_num_threads() // workers)
+    slowest_first = sorted(names, key=lambda n: -_COST.get(n, 1.0))
+    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {pool.submit(_worker_column, name, sections, quick, data, threads): name for name in slowest_first}
+        for future in concurrent.futures.as_completed(futures):
+            yield futures[future], future.result()
+
+
+#: The columns' relative cost on this 2-core CPU (the full matrix, one process), so that the slowest start
+#: first when they are shared out among processes.
+_COST = {"cpu-bf16": 208, "compile": 197, "cpu": 194, "cpu-fp64": 149, "deterministic": 123}
+
+
+def default_workers() -> int:
+    """Processes for the columns: the CPU cores this process may use (at least 1)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)

@@ -4,9 +4,11 @@
 :func:`~torchmech.runs.mpg_run`, :func:`~torchmech.runs.mnist_run`) for the first few steps on backend
 ``a``, on backend ``b`` and on the arbiter (``cpu-fp64``), recording every leaf module's output in the
 forward pass and every parameter's gradient in the backward pass. The three streams are aligned event
-by event; the first event where ``b``'s error to the arbiter exceeds the rule of
-:mod:`torchmech.backends` (``k·rmse(a, x₆₄) + tol·max(1, rms(x₆₄))``, with ``b``'s precision) is
-named, with its inputs' shapes, both values and a repro (the module and its input saved to a file).
+by event; the first event where ``b``'s error to the arbiter exceeds the tensor budget of
+:mod:`torchmech.backends` (:meth:`~torchmech.backends.Tolerance.tensor_budget`:
+``k·rmse(a, x₆₄) + max(tol·rms(x₆₄), eps·max|x₆₄|)``, with ``b``'s precision: the tolerance scales with the
+tensor, so a gradient of size 1e-3 is judged as closely as a loss of size 500) is named, with its inputs'
+shapes, both values and a repro (the module and its input saved to a file).
 
 Under ``torch.compile`` each leaf is compiled on its own so that its output can be observed (the
 matrix of :mod:`torchmech.conformance` compiles whole models: fusions across layers can differ).
@@ -35,42 +37,36 @@ from torch import nn
 from torchmech.backends import ARBITER, Backend
 from torchmech.backends import backend as get_backend
 
-#: Which run a claim's numbers come from (by id prefix), as a function of (backend, data root).
-RUNS: dict[str, Callable[[Backend, Path | None], Any]] = {
-    "s5.logistic": lambda be, data: _xor("logistic", be),
-    "s5.mlp": lambda be, data: _xor("mlp", be),
-    "s6.modulelist": lambda be, data: _xor("modulelist", be),
-    "s6.noisy_module": lambda be, data: _xor("noisy", be),
-    "s7.mpg": lambda be, data: _mpg(be),
-    "s8.mnist": lambda be, data: _mnist(be, data),
-}
+#: Which of the chapter's trainings a claim's numbers come from (by id prefix): a key of
+#: :data:`~torchmech.recipes.RECIPES`.
+RECIPE_OF: dict[str, str] = {"s5.logistic": "logistic", "s5.mlp": "mlp", "s6.modulelist": "modulelist",
+                             "s6.noisy_module": "noisy", "s7.mpg": "mpg", "s8.mnist": "mnist"}
 
 
-def _xor(model: str, be: Backend) -> Any:
-    from torchmech.runs import xor_run
+def _run(recipe: str, be: Backend, data: Path | None) -> Any:
+    """The claim's real run: XOR (one model), MPG, or MNIST's first epoch."""
+    from torchmech.runs import mnist_run, mpg_run, xor_run
 
-    return xor_run(model, backend=be)
+    if recipe == "mpg":
+        return mpg_run(backend=be)
+    if recipe == "mnist":
+        return mnist_run(data, epochs=1, backend=be)
+    return xor_run(recipe, backend=be)
 
 
-def _mpg(be: Backend) -> Any:
-    from torchmech.runs import mpg_run
-
-    return mpg_run(backend=be)
-
-
-def _mnist(be: Backend, data: Path | None) -> Any:
-    from torchmech.runs import mnist_run
-
-    return mnist_run(data, epochs=1, backend=be)
+def recipe_of(claim_id: str) -> str:
+    """The training behind a claim; a claim without one is a one-line error naming those with one."""
+    for prefix, recipe in RECIPE_OF.items():
+        if claim_id == prefix or claim_id.startswith(prefix + "."):
+            return recipe
+    raise ValueError(f"claim {claim_id!r} has no training run to follow: use a claim of "
+                     f"{', '.join(p + '.*' for p in RECIPE_OF)}")
 
 
 def run_of(claim_id: str) -> Callable[[Backend, Path | None], Any]:
-    """The run behind a claim; a claim without a training run is a one-line error naming those with one."""
-    for prefix, run in RUNS.items():
-        if claim_id == prefix or claim_id.startswith(prefix + "."):
-            return run
-    raise ValueError(f"claim {claim_id!r} has no training run to follow: use a claim of "
-                     f"{', '.join(p + '.*' for p in RUNS)}")
+    """The run behind a claim, as a function of (backend, data root); see :func:`recipe_of`."""
+    recipe = recipe_of(claim_id)
+    return lambda be, data: _run(recipe, be, data)
 
 
 @dataclass(frozen=True)
@@ -82,6 +78,7 @@ class Event:
     input_shapes: tuple[tuple[int, ...], ...] = ()
     module: nn.Module | None = None  # the leaf as it was called (forward events), for the repro
     inputs: tuple[torch.Tensor, ...] = ()
+    site: str = ""  # the module's name in the model: the leaf (forward), the parameter's owner (grad)
 
 
 class _Enough(Exception):
@@ -125,7 +122,7 @@ class Recorder(Backend):
         model.register_forward_pre_hook(count)
         for parent_name, parent, child_name, leaf in list(_leaves(model)):
             name = f"{parent_name + '.' if parent_name else ''}{child_name}"
-            runner = torch.compile(leaf, mode=self.base.compile) if self.base.compile else leaf
+            runner = self.base.compiled(leaf)
             if runner is not leaf:
                 setattr(parent, child_name, runner)
             runner.register_forward_hook(self._forward_hook(name, leaf, calls))
@@ -138,12 +135,13 @@ class Recorder(Backend):
             tensors = tuple(a for a in args if isinstance(a, torch.Tensor))
             self.events.append(Event(f"step {calls[0] - 1} · forward · {name} ({type(leaf).__name__})",
                                      _f64(output), tuple(tuple(a.shape) for a in tensors),
-                                     _bare(leaf), tuple(a.detach().float().cpu() for a in tensors)))
+                                     _bare(leaf), tuple(a.detach().float().cpu() for a in tensors), name))
         return hook
 
     def _grad_hook(self, name: str, calls: list[int]) -> Callable:
         def hook(grad: torch.Tensor) -> None:
-            self.events.append(Event(f"step {calls[0] - 1} · grad · {name}", _f64(grad)))
+            self.events.append(Event(f"step {calls[0] - 1} · grad · {name}", _f64(grad),
+                                     site=name.rpartition(".")[0]))
         return hook
 
 
@@ -204,6 +202,11 @@ class Divergence:
     @property
     def found(self) -> bool:
         return self.first is not None
+
+    @property
+    def module(self) -> str | None:
+        """The name of the diverging operation's module in the model (a gradient: its parameter's module)."""
+        return self.events[0][self.first].site if self.found and self.events else None
 
     @property
     def exit_code(self) -> int:
@@ -270,23 +273,33 @@ def _peek(t: torch.Tensor, where: int) -> str:
     return f"shape {tuple(t.shape)}, element {where} = {flat[where].item():.9g} (first: {flat[0].item():.9g})"
 
 
+def _aligned(streams: tuple[list[Event], ...]) -> tuple[list[Event], ...]:
+    """The streams event by event, in the first one's order. Backward passes may reach a layer's parameters in
+    another order (under autocast a Linear's bias gradient comes before its weight's): where every stream
+    holds the same events, each one once, the others are put in the first's order. Raises ``RuntimeError``
+    naming the first event where the backends ran different operations."""
+    names = [[e.name for e in s] for s in streams]
+    if all(n == names[0] for n in names):
+        return streams
+    if all(len(set(n)) == len(n) and set(n) == set(names[0]) for n in names):
+        order = {name: i for i, name in enumerate(names[0])}
+        return tuple(sorted(s, key=lambda e: order[e.name]) for s in streams)
+    n = next((i for i, row in enumerate(zip(*names, strict=False)) if len(set(row)) > 1), min(map(len, names)))
+    raise RuntimeError(f"the backends ran different operations from event {n}: "
+                       f"{[row[n] if n < len(row) else 'end' for row in names]}")
+
+
 def diverge(a: str | Backend = "cpu", b: str | Backend = "compile", claim_id: str = "s7.mpg.test_mse",
             steps: int = 3, data: Path | None = None) -> Divergence:
     """Record ``claim_id``'s first ``steps`` training steps on ``a``, ``b`` and the arbiter; find the first
     operation where ``b`` leaves the budget of ``b``'s precision around ``a``'s own error."""
     be_a, be_b = get_backend(a), get_backend(b)
-    streams = tuple(record(be, claim_id, steps, data) for be in (be_a, be_b, get_backend(ARBITER)))
-    names = [[e.name for e in s] for s in streams]
-    if not (names[0] == names[1] == names[2]):
-        n = next((i for i, row in enumerate(zip(*names, strict=False)) if len(set(row)) > 1),
-                 min(map(len, names)))
-        raise RuntimeError(f"the backends ran different operations from event {n}: "
-                           f"{[row[n] if n < len(row) else 'end' for row in names]}")
+    streams = _aligned(tuple(record(be, claim_id, steps, data) for be in (be_a, be_b, get_backend(ARBITER))))
     tolerance = be_b.tolerance
     ratios: list[tuple[str, float]] = []
     first = None
     for i, (ea, eb, e64) in enumerate(zip(*streams, strict=True)):
-        budget = tolerance.k * _rmse(ea.value, e64.value) + tolerance.tol * max(1.0, _rms(e64.value))
+        budget = tolerance.tensor_budget(_rmse(ea.value, e64.value), e64.value)
         error = _rmse(eb.value, e64.value)
         ratio = error / budget if budget > 0 else (0.0 if error == 0 else math.inf)
         ratios.append((ea.name, ratio))

@@ -59,22 +59,27 @@ class Context:
         quick: trim the long trainings (MNIST to 2 epochs, Lightning to one short epoch).
         data: the MNIST data root (``None``: ``$TORCHMECH_DATA`` or the per-user cache).
         runs: the named runs, computed once per process (:data:`torchmech.runs.SHARED`).
+        known: the reference implementation's measured values, ``(claim id, backend name) → value``, measured
+            elsewhere (:mod:`torchmech.conformance` measures each backend in its own process and then judges
+            here): :meth:`Claim.measured` takes them instead of measuring, and adds what it measures.
     """
 
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
-    backend: str = "eager"
+    backend: str | Backend = "eager"
     impl: Implementation = REFERENCE
     quick: bool = False
     data: Path | None = None
     runs: Runs = SHARED
+    known: dict[tuple[str, str], Any] = field(default_factory=dict)
 
     @property
     def be(self) -> Backend:
         """The :class:`~torchmech.backends.Backend` the measures run on."""
         return plain(self.device) if self.backend == "eager" else get_backend(self.backend)
 
-    def on(self, backend: str) -> Context:
-        """The same context on another backend (its device too)."""
+    def on(self, backend: str | Backend) -> Context:
+        """The same context on another backend (a name, or a :class:`~torchmech.backends.Backend`: the
+        ladder's changed ones), its device too."""
         return replace(self, backend=backend, device=torch.device(get_backend(backend).device))
 
     def tensor(self, value: Any, requires_grad: bool = False) -> torch.Tensor:
@@ -367,9 +372,25 @@ class Claim:
         return float(self.book)
 
     def measured(self, ctx: Context) -> Any:
-        """The measure, run with the backend's global flags set (and restored)."""
+        """The measure, run with the backend's global flags set (and restored); for the reference
+        implementation a value in ``ctx.known`` is taken as measured, and a new one is added there."""
+        key = (self.id, ctx.be.name)
+        if ctx.impl is REFERENCE and key in ctx.known:
+            return ctx.known[key]
         with ctx.be.active():
-            return self.measure(ctx)
+            value = self.measure(ctx)
+        if ctx.impl is REFERENCE:
+            ctx.known[key] = value
+        return value
+
+    def measured_on(self, ctx: Context) -> bool:
+        """Whether :meth:`judge` measures this claim on ``ctx``'s backend itself (not ``quick``-skipped, its
+        package there, a plain backend where it needs one, and off the reference not judged on ``cpu``)."""
+        be = ctx.be
+        return not ((ctx.quick and self.quick == "skip")
+                    or (self.needs is not None and importlib.util.find_spec(self.needs) is None)
+                    or (self.plain_only is not None and not be.is_plain)
+                    or (self.device_free and not be.is_reference))
 
     def judge(self, ctx: Context) -> Result:
         """Measure in ``ctx`` and apply the rule (:meth:`Rule.verdict`); the flags first: ``quick``, ``needs``,

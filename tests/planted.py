@@ -1,0 +1,92 @@
+"""Planted backends: faults (and one harmless perturbation) a backend checker must tell apart.
+
+Each is a :class:`~torchmech.backends.Backend` on the CPU in float32 whose ``prepare`` adds its fault to the
+model it is given, so every run of the chapter (conformance, diverge, the ladder) meets it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from torchmech.backends import Backend
+
+
+def _linears(model: nn.Module) -> list[nn.Linear]:
+    return [m for m in model.modules() if isinstance(m, nn.Linear)]
+
+
+def _replace_value(out: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+    """``value`` forward, ``out``'s gradient backward (the fault is in the number, not in autograd)."""
+    return out + (value - out).detach()
+
+
+@dataclass(frozen=True)
+class OneMatmulOff(Backend):
+    """The CPU in float32, except that the second Linear's output is 0.1 % off."""
+
+    def prepare(self, model: nn.Module) -> nn.Module:
+        model = super().prepare(model)
+        _linears(model)[1].register_forward_hook(lambda module, args, out: out * (1 + 1e-3))
+        return model
+
+
+@dataclass(frozen=True)
+class GradientOff(Backend):
+    """The CPU in float32, except that the gradient of the parameter ``param`` is ``factor`` × too large."""
+
+    param: str = "1.bias"
+    factor: float = 1.01
+
+    def prepare(self, model: nn.Module) -> nn.Module:
+        model = super().prepare(model)
+        dict(model.named_parameters())[self.param].register_hook(lambda g: g * self.factor)
+        return model
+
+
+@dataclass(frozen=True)
+class UlpNoise(Backend):
+    """Harmless: every Linear's output moved by one unit in the last place, up or down at random (from its
+    own generator: the run's random draws are untouched). Another float32 kernel could do as much."""
+
+    def prepare(self, model: nn.Module) -> nn.Module:
+        model = super().prepare(model)
+        generator = torch.Generator().manual_seed(0)
+
+        def hook(module: nn.Module, args: tuple, out: torch.Tensor) -> torch.Tensor:
+            up = torch.rand(out.shape, generator=generator) < 0.5
+            away = torch.where(up, math.inf, -math.inf).to(out.dtype)
+            return _replace_value(out, torch.nextafter(out.detach(), away))
+
+        for linear in _linears(model):
+            linear.register_forward_hook(hook)
+        return model
+
+
+def tf32(x: torch.Tensor) -> torch.Tensor:
+    """``x`` (float32) rounded to TF32's 10 mantissa bits, to nearest (13 low bits of 23 dropped)."""
+    bits = x.detach().contiguous().view(torch.int32)
+    return torch.bitwise_and(bits + 0x1000, -0x2000).view(torch.float32)
+
+
+@dataclass(frozen=True)
+class EmulatedTF32(Backend):
+    """Where ``tf32`` is on, every Linear multiplies TF32-rounded inputs and weights (as a GPU's TF32 matmul
+    does), its accumulation in float32; with ``tf32`` off it is the CPU's float32 exactly."""
+
+    def prepare(self, model: nn.Module) -> nn.Module:
+        model = super().prepare(model)
+        if self.tf32:
+            def hook(module: nn.Linear, args: tuple, out: torch.Tensor) -> torch.Tensor:
+                return _replace_value(out, F.linear(tf32(args[0]), tf32(module.weight), module.bias))
+
+            for linear in _linears(model):
+                linear.register_forward_hook(hook)
+        return model
+
+
+PLANTED = OneMatmulOff("planted", "the second Linear's output × 1.001")
