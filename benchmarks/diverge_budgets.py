@@ -15,9 +15,11 @@ import sys
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 
-def _old_budget(tolerance, e_ref: float, x64) -> float:  # noqa: ANN001 (the former rule, for comparison)
+def _old_budget(tolerance: Any, e_ref: float, x64: Any) -> float:
+    """The former rule, for comparison: ``k·e_ref + tol·max(1, rms(x₆₄))``."""
     rms = x64.pow(2).mean().sqrt().item() if x64.numel() else 0.0
     return tolerance.k * e_ref + tolerance.tol * max(1.0, rms)
 

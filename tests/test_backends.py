@@ -210,15 +210,18 @@ def test_diverge_names_a_small_gradient_fault_on_mnist(param: str, factor: float
        cols=st.sampled_from([1, 10, 33]), precision=st.sampled_from(["fp32", "tf32", "bf16"]))
 def test_the_tensor_budget_scales_with_the_tensor(seed: int, exponent: int, rows: int, cols: int,
                                                   precision: str) -> None:
-    """At every scale (1e-9 to 1e4) and shape: the budget of c·x is c times the budget of x; an error of
-    10·tol relative to each element is over budget (where the reference is exact), one of tol/10 within it."""
+    """At every scale (1e-9 to 1e4) and shape: the budget of c·x is c times the budget of x; the reference's
+    own error adds k times itself, scaled from float32's unit to the precision's; an error of 10·tol relative
+    to each element is over budget (where the reference is exact), one of tol/10 within it."""
     tolerance = TOLERANCES[precision]
     torch.manual_seed(seed)
     x64 = torch.randn(rows, cols, dtype=torch.float64) * 10.0**exponent
     rms = x64.pow(2).mean().sqrt().item()
     budget = tolerance.tensor_budget(0.0, x64)
     assert tolerance.tensor_budget(0.0, 8 * x64) == pytest.approx(8 * budget, rel=1e-12)
-    assert tolerance.tensor_budget(3e-3 * rms, x64) == pytest.approx(budget + tolerance.k * 3e-3 * rms, rel=1e-12)
+    scale = max(1.0, tolerance.eps / 2.0**-23)  # the reference's own error, scaled to the precision's unit
+    assert tolerance.tensor_budget(3e-3 * rms, x64) == pytest.approx(budget + tolerance.k * 3e-3 * rms * scale)
+    assert tolerance.tensor_budget(3e-3 * rms, x64, tolerance.eps) == pytest.approx(budget + tolerance.k * 3e-3 * rms)
     for scale, over in ((10.0, True), (0.1, False)):
         error = (x64 * (1 + scale * tolerance.tol) - x64).pow(2).mean().sqrt().item()
         assert (error > budget) is over

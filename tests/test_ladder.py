@@ -25,16 +25,17 @@ RUNG = {r.name: r for r in RUNGS}
 
 @pytest.mark.parametrize(("name", "rungs"), [
     ("compile", ["fallback_random", "emulate_precision_casts", "aot_eager", "eager", "deterministic"]),
-    ("cpu-bf16", ["deterministic", "module_fp32"]),
+    ("cpu-bf16", ["deterministic", "module_fp32", "autocast_off"]),
     ("deterministic", []),
     ("cuda-tf32", ["tf32_off", "deterministic"]),
-    ("cuda-bf16", ["deterministic", "module_fp32"]),
+    ("cuda-bf16", ["deterministic", "module_fp32", "autocast_off"]),
     ("cuda-graphs", ["fallback_random", "emulate_precision_casts", "aot_eager", "eager", "deterministic",
                      "no_cuda_graphs"]),
 ])
 def test_each_backend_climbs_the_rungs_of_its_settings(name: str, rungs: list[str]) -> None:
     """compile: inductor's two settings, then the compile backends without inductor; TF32 only where TF32 is
-    on; CUDA graphs only under reduce-overhead; the float32 module only under autocast (no device needed)."""
+    on; CUDA graphs only under reduce-overhead; the float32 module, then autocast off, only under autocast
+    (no device needed to say so)."""
     be = BACKENDS[name]
     assert [r.name for r in RUNGS if r.applies(be)] == rungs
 
@@ -42,7 +43,7 @@ def test_each_backend_climbs_the_rungs_of_its_settings(name: str, rungs: list[st
 def test_each_rung_changes_one_setting_and_names_it() -> None:
     """The changed backend differs from the original in exactly the rung's field(s), is named after both,
     and keeps the original's precision (it is judged by the same tolerance)."""
-    for name in ("compile", "cuda-tf32", "cuda-graphs"):
+    for name in ("compile", "cuda-tf32", "cuda-graphs", "cpu-bf16"):
         be = BACKENDS[name]
         for rung in (r for r in RUNGS if r.applies(be) and r.name != "module_fp32"):
             changed = rung.changed(be, "s7.mpg.test_mse")
@@ -50,7 +51,8 @@ def test_each_rung_changes_one_setting_and_names_it() -> None:
             assert changed.name == f"{name}+{rung.name}" and changed.precision == be.precision
             expected = {"fallback_random": ["inductor"], "emulate_precision_casts": ["inductor"],
                         "aot_eager": ["compiler"], "eager": ["compiler"], "tf32_off": ["tf32"],
-                        "deterministic": ["deterministic"], "no_cuda_graphs": ["compile"]}[rung.name]
+                        "deterministic": ["deterministic"], "no_cuda_graphs": ["compile"],
+                        "autocast_off": ["autocast"]}[rung.name]
             assert moved == ["name", *expected], (name, rung.name, moved)
 
 
@@ -140,3 +142,18 @@ def test_conformance_explain_writes_the_ladder(tmp_path: Path, capsys: pytest.Ca
     out = json.loads(capsys.readouterr().out)
     assert code == 0 and out["ladder"] == {"failing": [], "restores_all": {}, "tries": []}
     assert json.loads((tmp_path / "ladder.json").read_text())["tries"] == []
+
+
+def test_fallback_random_gives_compile_eagers_noise_back() -> None:
+    """Under compile MyNoisyModule's noise comes from inductor's generator: diverge names its NoisyLinear in
+    the first forward pass. With fallback_random (eager's generator) the run follows the CPU within budget;
+    with emulate_precision_casts, tried after it, the noise differs again: each rung compiles afresh (dynamo's
+    cache does not guard on inductor's settings, and a graph compiled under fallback_random must not be reused)."""
+    from torchmech.diverge import diverge
+
+    claim_id, compile_ = "s6.noisy_module.accuracy", BACKENDS["compile"]
+    first = diverge("cpu", compile_, claim_id, steps=2)
+    assert first.found and first.ratios[first.first][0] == "step 0 · forward · l1 (NoisyLinear)"
+    assert not diverge("cpu", RUNG["fallback_random"].changed(compile_, claim_id), claim_id, steps=2).found
+    again = diverge("cpu", RUNG["emulate_precision_casts"].changed(compile_, claim_id), claim_id, steps=2)
+    assert again.found and again.first == first.first

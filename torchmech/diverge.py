@@ -6,9 +6,10 @@
 forward pass and every parameter's gradient in the backward pass. The three streams are aligned event
 by event; the first event where ``b``'s error to the arbiter exceeds the tensor budget of
 :mod:`torchmech.backends` (:meth:`~torchmech.backends.Tolerance.tensor_budget`:
-``k·rmse(a, x₆₄) + max(tol·rms(x₆₄), eps·max|x₆₄|)``, with ``b``'s precision: the tolerance scales with the
-tensor, so a gradient of size 1e-3 is judged as closely as a loss of size 500) is named, with its inputs'
-shapes, both values and a repro (the module and its input saved to a file).
+``k·rmse(a, x₆₄)·max(1, eps_b/eps_a) + max(tol·rms(x₆₄), eps·max|x₆₄|)``, with ``b``'s precision: the
+tolerance scales with the tensor, so a gradient of size 1e-3 is judged as closely as a loss of size 500,
+and ``a``'s own error is scaled to ``b``'s unit of precision) is named, with its inputs' shapes, both values
+and a repro (the module and its input saved to a file).
 
 Under ``torch.compile`` each leaf is compiled on its own so that its output can be observed (the
 matrix of :mod:`torchmech.conformance` compiles whole models: fusions across layers can differ).
@@ -299,7 +300,7 @@ def diverge(a: str | Backend = "cpu", b: str | Backend = "compile", claim_id: st
     ratios: list[tuple[str, float]] = []
     first = None
     for i, (ea, eb, e64) in enumerate(zip(*streams, strict=True)):
-        budget = tolerance.tensor_budget(_rmse(ea.value, e64.value), e64.value)
+        budget = tolerance.tensor_budget(_rmse(ea.value, e64.value), e64.value, be_a.tolerance.eps)
         error = _rmse(eb.value, e64.value)
         ratio = error / budget if budget > 0 else (0.0 if error == 0 else math.inf)
         ratios.append((ea.name, ratio))

@@ -13,7 +13,7 @@ The rungs (:data:`RUNGS`), each tried where it applies:
   backends (inductor left out, then AOTAutograd too);
 * TF32 off; deterministic algorithms (and cuDNN's); no CUDA graphs (``mode="default"``);
 * autocast: the module where the claim's run first diverges (:func:`torchmech.diverge.diverge`) kept in
-  float32, the rest as it was.
+  float32, the rest as it was; then autocast off (every module in float32).
 
 A claim is *restored* by a rung when it holds with that one change. ``torchmech conformance --explain``
 prints the ladder under the matrix and writes ``ladder.json``.
@@ -108,6 +108,8 @@ RUNGS: tuple[Rung, ...] = (
          lambda be: be.compile == "reduce-overhead", lambda be, claim_id, data: replace(be, compile="default")),
     Rung("module_fp32", "the module where the claim's run first diverges (torchmech diverge) kept in float32, "
          "outside autocast", lambda be: be.autocast is not None, _diverging_module_in_float32),
+    Rung("autocast_off", "every module in float32: no autocast", lambda be: be.autocast is not None,
+         lambda be, claim_id, data: replace(be, autocast=None)),
 )
 
 
