@@ -53,7 +53,8 @@ def measure(steps: int = 3) -> list[dict]:
                      "first": found.ratios[found.first][0] if found.found else None,
                      "largest_ratio": worst[1], "at": worst[0],
                      "first_old": next((found.ratios[i][0] for i, r in enumerate(old) if r > 1), None),
-                     "largest_ratio_old": max(old), "seconds": round(time.perf_counter() - start, 1)})
+                     "largest_ratio_old": max(old), "note": found.note,
+                     "seconds": round(time.perf_counter() - start, 1)})
         print(json.dumps(rows[-1]), flush=True)
     return rows
 

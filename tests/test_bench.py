@@ -298,7 +298,7 @@ def test_the_timed_training_is_the_chapters_run(runs, mnist_root: Path) -> None:
 def test_cli_to_accuracy_writes_the_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """`bench --to-accuracy --backends deterministic --models mpg`: one row per backend (cpu first), the
     epochs and seconds to the book's loss (reached on the reference, as the chapter's run passes it), the
-    ratio to cpu, the verdict column; an unknown model is a one-line error."""
+    ratio to cpu, the verdict column; an unknown model or backend is a one-line error."""
     code = main(["bench", "--to-accuracy", "--backends", "deterministic", "--models", "mpg", "--out", str(tmp_path),
                  "--json"])
     out = json.loads(capsys.readouterr().out)
@@ -307,6 +307,8 @@ def test_cli_to_accuracy_writes_the_table(tmp_path: Path, capsys: pytest.Capture
     assert cpu["epochs"] is not None and det["epochs"] == cpu["epochs"] and cpu["ratio"] == 1.0
     assert det["ratio"] == pytest.approx(det["seconds"] / cpu["seconds"]) and out["conformance"]["cpu"] == "not run"
     assert json.loads((tmp_path / "bench-to-accuracy.json").read_text())["rows"][0]["epochs"] == cpu["epochs"]
-    assert main(["bench", "--to-accuracy", "--models", "resnet", "--out", str(tmp_path)]) == 2
-    err = capsys.readouterr().err
-    assert "unknown model(s) resnet: choose from mnist, mpg" in err and err.count("\n") == 1
+    for argv, message in ((["--models", "resnet"], "unknown model(s) resnet: choose from mnist, mpg"),
+                          (["--backends", "tpu"], "unknown backend 'tpu': choose from cpu, cpu-fp64")):
+        assert main(["bench", "--to-accuracy", *argv, "--out", str(tmp_path)]) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1 and "Traceback" not in err

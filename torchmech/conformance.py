@@ -50,6 +50,7 @@ class Matrix:
     wall_s: float = 0.0
     workers: int = 1
     ladder: Any = None  # a torchmech.ladder.Ladder once explain() ran
+    known: dict[tuple[str, str], Any] = field(default_factory=dict, repr=False)  # the measured values
 
     def explain(self, data: Path | None = None, progress: Callable[[str], None] | None = None) -> Any:
         """Climb the mitigation ladder for every failing cell (:func:`torchmech.ladder.climb`); kept in
@@ -57,7 +58,7 @@ class Matrix:
         from torchmech.ladder import climb
 
         failing = [self.cell(i, b) for i, b in self.failed()]
-        self.ladder = climb(failing, quick=self.quick, data=data, progress=progress)
+        self.ladder = climb(failing, quick=self.quick, data=data, progress=progress, known=self.known)
         return self.ladder
 
     @property
@@ -215,7 +216,7 @@ def run_conformance(backends: Sequence[str] | None = None, sections: Sequence[st
     chosen = [c for c in claims() if sections is None or c.section in sections]
     matrix = Matrix(names, {}, environment("cpu") | {"tolerances": json.dumps(
         {p: [t.k, t.tol] for p, t in TOLERANCES.items()})}, quick=quick)
-    known: dict[tuple[str, str], Any] = {}
+    known = matrix.known
     start = time.perf_counter()
     matrix.workers = max(1, min(workers, len(names)))
     for name, (values, seconds) in _columns(names, sections, quick, data, matrix.workers):
@@ -243,10 +244,13 @@ def _columns(names: list[str], sections: Sequence[str] | None, quick: bool, data
 
     threads = max(1, torch.get_num_threads() // workers)
     slowest_first = sorted(names, key=lambda n: -_COST.get(n, 1.0))
-    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+    pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    try:
         futures = {pool.submit(_worker_column, name, sections, quick, data, threads): name for name in slowest_first}
         for future in concurrent.futures.as_completed(futures):
             yield futures[future], future.result()
+    finally:  # a column that raised: the columns not started yet are not run
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 #: The columns' relative cost on this 2-core CPU (the full matrix, one process), so that the slowest start

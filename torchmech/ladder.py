@@ -208,14 +208,16 @@ def _rung_line(rung: str, tries: list[Try]) -> str:
 
 def climb(failing: Sequence[Result], quick: bool = False, data: Path | None = None,
           rungs: Sequence[Rung] = RUNGS, min_run_time: float = 0.2,
-          progress: Callable[[str], None] | None = None) -> Ladder:
+          progress: Callable[[str], None] | None = None, known: dict[tuple[str, str], Any] | None = None) -> Ladder:
     """Re-judge each failing cell (a :class:`~torchmech.spec.Result` of a conformance matrix) with every rung
     that applies to its backend, one change at a time; time a training step of the claim's model before and
-    after each change that restores it. The backends are looked up by name (:data:`BACKENDS`)."""
+    after each change that restores it. The backends are looked up by name (:data:`BACKENDS`); ``known``: the
+    values the matrix measured (:attr:`Context.known`), so the reference and the arbiter are not run again."""
     from torchmech.bench import time_step
     from torchmech.diverge import recipe_of
 
     ladder = Ladder(list(failing))
+    known = {} if known is None else known
     steps: dict[tuple[str, str], float] = {}
     built: dict[tuple[str, str, str], Backend | str] = {}  # one change per backend, rung and run
 
@@ -248,7 +250,7 @@ def climb(failing: Sequence[Result], quick: bool = False, data: Path | None = No
             if isinstance(changed, str):
                 ladder.tries.append(Try(claim.id, be.name, rung.name, "", None, changed))
                 continue
-            verdict = claim.judge(Context(quick=quick, data=data).on(changed))
+            verdict = claim.judge(Context(quick=quick, data=data, known=known).on(changed))
             attempt = Try(claim.id, be.name, rung.name, changed.name, verdict)
             if attempt.restores:
                 try:
