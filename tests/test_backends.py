@@ -3,6 +3,7 @@ torch.compile and bf16 autocast against a float64 run, and the first diverging o
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -19,7 +20,7 @@ from tests.planted import PLANTED, GradientOff, UlpNoise
 from tests.strategies import torch_seeds
 from torchmech import backends as backends_module
 from torchmech import conformance
-from torchmech.backends import BACKENDS, TOLERANCES, available_backends, backend, usable
+from torchmech.backends import BACKENDS, TOLERANCES, Backend, available_backends, backend, usable
 from torchmech.claims import claims
 from torchmech.cli import main
 from torchmech.conformance import run_conformance
@@ -113,6 +114,54 @@ def test_the_matrix_judges_each_backend_and_fails_a_planted_bug(monkeypatch: pyt
     assert ("s7.mpg.loss.epoch20", "planted") in matrix.failed() and matrix.exit_code == 1
     assert not any(b == "deterministic" for _, b in matrix.failed())
     assert "FAIL" in matrix.verdict() and "planted" in matrix.table().splitlines()[0]
+
+
+@dataclasses.dataclass(frozen=True)
+class _BlowsUp(Backend):
+    """A backend whose training raises once a model has taken ``steps`` steps (a run that diverges to NaN, a
+    compiler that fails), the way a faulty CUDA backend ends its column."""
+
+    steps: int = 5
+
+    def prepare(self, model: nn.Module) -> nn.Module:
+        model = super().prepare(model)
+        taken = [0]
+
+        def hook(module: nn.Module, args: tuple, out: torch.Tensor) -> torch.Tensor:
+            taken[0] += 1
+            if taken[0] > self.steps:
+                raise RuntimeError("all elements of input should be between 0 and 1\n(and a second line)")
+            return out
+
+        model.register_forward_hook(hook)
+        return model
+
+
+def test_a_claim_whose_run_raises_is_named_and_the_rest_is_judged(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A backend whose runs raise fails every cell it measures as ``error``, each with the one line its measure
+    raised; the column goes on with the next claim, the other columns are measured and judged as without it, the
+    cells that need no measuring (data: judged on the CPU) stay ``n/a``, the exit code is 1, the verdict names
+    claim and backend and the ladder does not climb for an error. (Worker processes take the same path.)"""
+    monkeypatch.setitem(BACKENDS, "blows-up", _BlowsUp("blows-up", "raises after five steps"))
+    matrix = run_conformance(["deterministic", "blows-up"], sections=["s7"])
+    message = "RuntimeError: all elements of input should be between 0 and 1"
+    trained = [c.id for c in claims("s7") if c.id.startswith("s7.mpg.")]
+    assert matrix.errors == {} and matrix.cell_errors == {(i, "blows-up"): message for i in trained}
+    cells = {r.id: r for r in matrix.cells["blows-up"]}
+    assert all(cells[i].holds == "error" and cells[i].ours == message for i in trained)
+    assert cells["s7.data.rows"].holds == "n/a"
+    assert all(r.holds != "error" for b in ("cpu", "deterministic") for r in matrix.cells[b])
+    assert matrix.cell("s7.mpg.test_mse", "deterministic").holds == "conforms"
+    assert matrix.exit_code == 1 and f"s7.mpg.test_mse on blows-up raised {message}" in matrix.verdict()
+    assert json.loads(json.dumps(matrix.to_json()))["cell_errors"][0]["error"] == message
+    assert matrix.explain().to_json() == climb_nothing()
+
+
+def climb_nothing() -> object:
+    """What the ladder writes when no claim fails by its rule (errors are not climbed)."""
+    from torchmech.ladder import climb
+
+    return climb([]).to_json()
 
 
 def test_conformance_cli_writes_the_matrix_and_its_heat_map(tmp_path: Path,

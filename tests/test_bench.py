@@ -312,3 +312,25 @@ def test_cli_to_accuracy_writes_the_table(tmp_path: Path, capsys: pytest.Capture
         assert main(["bench", "--to-accuracy", *argv, "--out", str(tmp_path)]) == 2
         err = capsys.readouterr().err
         assert message in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_to_accuracy_names_a_backend_whose_training_raises(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A backend whose training raises (a run that blows up, a compiler that fails) gets a row saying so, with
+    the one line it raised; the reference and the other backends are still timed to their targets."""
+    from dataclasses import dataclass
+
+    from torch import nn
+
+    from torchmech.backends import Backend
+
+    @dataclass(frozen=True)
+    class Raises(Backend):
+        def prepare(self, model: nn.Module) -> nn.Module:
+            raise RuntimeError("planted: this backend cannot run the model\nsecond line")
+
+    monkeypatch.setitem(BACKENDS, "raises", Raises("raises", "raises on every model"))
+    rows = to_accuracy.time_to_accuracy(["raises", "deterministic"], ["mpg"])
+    assert [(r.backend, r.error) for r in rows] == [
+        ("cpu", None), ("raises", "RuntimeError: planted: this backend cannot run the model"), ("deterministic", None)]
+    assert rows[1].seconds is None and rows[2].epochs == rows[0].epochs is not None
+    assert "error (RuntimeError: planted" in to_accuracy.format_table(rows, {})

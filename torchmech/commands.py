@@ -361,10 +361,11 @@ def _conformance(args: argparse.Namespace, device: None) -> Written:
     with _steps(len(names), "conformance", import_lightning="s9" in sections) as done:
         matrix = run_conformance(names, args.sections, quick=args.quick, data=args.data, progress=done,
                                  workers=args.workers or default_workers())
+    files = matrix.write(args.out)  # the matrix is on disk before the ladder starts (a ladder can be long)
     if args.explain:
         with _steps(len(matrix.failed()), "ladder", import_lightning=False) as done:
             matrix.explain(args.data, progress=done)
-    files = matrix.write(args.out)
+        files = matrix.write(args.out)
     return Written(matrix, files, f"{matrix.verdict()}; report: {files[0]}, heat map: {files[1]}"
                    + (f", ladder: {files[2]}" if len(files) > 2 else ""))
 

@@ -36,6 +36,8 @@ from torchmech.spec import Context, Result
 
 #: The cell of a claim that does not depend on the backend, off the reference.
 SAME = "n/a"
+#: The cells of a column whose measuring raised (a backend that blows up, a compiler that fails).
+ERROR = "error"
 
 
 @dataclass
@@ -50,6 +52,8 @@ class Matrix:
     wall_s: float = 0.0
     workers: int = 1
     ladder: Any = None  # a torchmech.ladder.Ladder once explain() ran
+    errors: dict[str, str] = field(default_factory=dict)  # backend → the one line its column raised
+    cell_errors: dict[tuple[str, str], str] = field(default_factory=dict)  # (claim, backend) → what its measure raised
     known: dict[tuple[str, str], Any] = field(default_factory=dict, repr=False)  # the measured values
 
     def explain(self, data: Path | None = None, progress: Callable[[str], None] | None = None) -> Any:
@@ -57,7 +61,7 @@ class Matrix:
         ``ladder``, shown under the table and written as ``ladder.json``."""
         from torchmech.ladder import climb
 
-        failing = [self.cell(i, b) for i, b in self.failed()]
+        failing = [r for r in (self.cell(i, b) for i, b in self.failed()) if r.holds == "no"]
         self.ladder = climb(failing, quick=self.quick, data=data, progress=progress, known=self.known)
         return self.ladder
 
@@ -66,8 +70,8 @@ class Matrix:
         return [r.id for r in self.cells[self.backends[0]]]
 
     def failed(self) -> list[tuple[str, str]]:
-        """(claim id, backend) of every cell that fails."""
-        return [(r.id, b) for b in self.backends for r in self.cells[b] if r.holds == "no"]
+        """(claim id, backend) of every cell that fails (a column that raised fails in every cell it measures)."""
+        return [(r.id, b) for b in self.backends for r in self.cells[b] if r.holds in ("no", ERROR)]
 
     @property
     def exit_code(self) -> int:
@@ -90,7 +94,9 @@ class Matrix:
                                        "ratio": self.cells[b][i].ratio, "rule": self.cells[b][i].rule}
                                    for b in self.backends}})
         return {"environment": self.environment, "quick": self.quick, "backends": backends,
-                "wall_seconds": round(self.wall_s, 1), "workers": self.workers, "claims": rows,
+                "wall_seconds": round(self.wall_s, 1), "workers": self.workers, "errors": self.errors,
+                "cell_errors": [{"id": i, "backend": b, "error": e} for (i, b), e in self.cell_errors.items()],
+                "claims": rows,
                 "failed": [{"id": i, "backend": b} for i, b in self.failed()]} | (
                     {"ladder": self.ladder.to_json()} if self.ladder is not None else {})
 
@@ -115,6 +121,11 @@ class Matrix:
         text = f"{n - len(failed)}/{n} judged cells hold on {', '.join(self.backends)}"
         if worst is not None:
             text += f"; largest error ratio {worst[0]:.2g} ({worst[1]} on {worst[2]})"
+        errors = [f"{b}'s column raised {e}" for b, e in self.errors.items()]
+        errors += [f"{i} on {b} raised {e}" for (i, b), e in self.cell_errors.items()]
+        if errors:
+            text += "; ERROR: " + "; ".join(errors)
+        failed = [(i, b) for i, b in failed if self.cell(i, b).holds == "no"]
         if failed:
             text += f"; FAIL: {', '.join(f'{i} on {b}' for i, b in failed)}"
         env = self.environment
@@ -179,20 +190,25 @@ def chosen_backends(names: Sequence[str] | None) -> list[str]:
 
 
 def measure_column(name: str, sections: Sequence[str] | None = None, quick: bool = False,
-                   data: Path | None = None) -> tuple[dict[tuple[str, str], Any], float]:
+                   data: Path | None = None) -> tuple[dict[tuple[str, str], Any], float, dict[str, str]]:
     """Measure every claim of ``sections`` that backend ``name``'s column measures (:meth:`Claim.measured_on`)
     — on the reference, also those the other columns judge on it — and return the values
-    ``(claim id, backend) → value`` with the seconds it took."""
+    ``(claim id, backend) → value``, the seconds it took and, per claim whose measure raised (a run that blows
+    up, a compiler that fails), the one line it raised: the column goes on with the next claim."""
     start = time.perf_counter()
     ctx = Context(quick=quick, data=data).on(name)
+    errors: dict[str, str] = {}
     for claim in claims():
         if (sections is None or claim.section in sections) and claim.measured_on(ctx):
-            claim.measured(ctx)
-    return ctx.known, time.perf_counter() - start
+            try:
+                claim.measured(ctx)
+            except Exception as err:
+                errors[claim.id] = _one_line(err)
+    return ctx.known, time.perf_counter() - start, errors
 
 
 def _worker_column(name: str, sections: Sequence[str] | None, quick: bool, data: Path | None,
-                   threads: int) -> tuple[dict[tuple[str, str], Any], float]:
+                   threads: int) -> tuple[dict[tuple[str, str], Any], float, dict[str, str]]:
     """:func:`measure_column` in a worker process: ``threads`` torch threads, libraries quiet."""
     import torch
 
@@ -219,23 +235,53 @@ def run_conformance(backends: Sequence[str] | None = None, sections: Sequence[st
     known = matrix.known
     start = time.perf_counter()
     matrix.workers = max(1, min(workers, len(names)))
-    for name, (values, seconds) in _columns(names, sections, quick, data, matrix.workers):
-        known.update(values)
-        matrix.seconds[name] = seconds
+    for name, outcome in _columns(names, sections, quick, data, matrix.workers):
+        if isinstance(outcome, BaseException):  # the other columns are still measured and judged
+            if name in (REFERENCE, ARBITER):
+                raise RuntimeError(f"the {name} column raised {_one_line(outcome)}: nothing can be judged") \
+                    from outcome
+            matrix.errors[name] = _one_line(outcome)
+        else:
+            known.update(outcome[0])
+            matrix.seconds[name] = outcome[1]
+            matrix.cell_errors.update({(claim_id, name): e for claim_id, e in outcome[2].items()})
         if progress is not None:
             progress(name)
     for name in names:
         ctx = Context(quick=quick, data=data, known=known).on(name)
-        matrix.cells[name] = [c.judge(ctx) for c in chosen]
+        matrix.cells[name] = [_cell(c, ctx, matrix) for c in chosen]
     matrix.wall_s = time.perf_counter() - start
     return matrix
 
 
+def _one_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0] if text else ''}".rstrip(": ")
+
+
+def _cell(claim: Any, ctx: Context, matrix: Matrix) -> Result:
+    """``claim`` judged on ``ctx``'s backend from the measured values, or ``error`` where its measure raised: on
+    this column (the whole column, or this claim's run), or on the reference or the arbiter that judge it."""
+    name, measured = ctx.be.name, claim.measured_on(ctx)
+    error = (f"the column raised {matrix.errors[name]}" if measured and name in matrix.errors
+             else matrix.cell_errors.get((claim.id, name)))
+    if error is None and (measured or claim.device_free):
+        error = next((f"{b}'s measure raised {matrix.cell_errors[claim.id, b]}" for b in (REFERENCE, ARBITER)
+                      if (claim.id, b) in matrix.cell_errors), None)
+    if error is None:
+        return claim.judge(ctx)
+    return Result(id=claim.id, section=claim.section, statement=claim.statement, book=claim.book, ours=error,
+                  holds=ERROR, rule=claim.rule.describe(ctx), backend=ctx.be.name)
+
+
 def _columns(names: list[str], sections: Sequence[str] | None, quick: bool, data: Path | None,
-             workers: int):  # -> Iterator[tuple[str, tuple[dict, float]]], as each column is measured
+             workers: int):  # -> Iterator[tuple[str, tuple[dict, float] | Exception]], as each column is measured
     if workers == 1:
         for name in names:
-            yield name, measure_column(name, sections, quick, data)
+            try:
+                yield name, measure_column(name, sections, quick, data)
+            except Exception as err:  # a backend whose run blows up: named, the others still measured
+                yield name, err
         return
     import concurrent.futures
     import multiprocessing
@@ -248,8 +294,9 @@ def _columns(names: list[str], sections: Sequence[str] | None, quick: bool, data
     try:
         futures = {pool.submit(_worker_column, name, sections, quick, data, threads): name for name in slowest_first}
         for future in concurrent.futures.as_completed(futures):
-            yield futures[future], future.result()
-    finally:  # a column that raised: the columns not started yet are not run
+            error = future.exception()
+            yield futures[future], error if error is not None else future.result()
+    finally:  # stopped early (an error above): the columns not started yet are not run
         pool.shutdown(wait=True, cancel_futures=True)
 
 

@@ -93,8 +93,12 @@ def _cpu_name() -> str:
 
 
 def environment(device: str | torch.device | None = "cpu") -> dict[str, str]:
-    """torchmech, torch and Python versions, the device and its name, torch's thread count."""
+    """torchmech, torch and Python versions, the device and its name, torch's thread count; where CUDA is
+    present, the GPU and CUDA's version too (a result measured on the CPU of a GPU machine names both)."""
     dev = resolve_device(device)
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else _cpu_name()
-    return {"torchmech": __version__, "torch": torch.__version__, "python": platform.python_version(),
-            "device": str(dev), "device_name": name, "threads": str(torch.get_num_threads())}
+    env = {"torchmech": __version__, "torch": torch.__version__, "python": platform.python_version(),
+           "device": str(dev), "device_name": name, "threads": str(torch.get_num_threads())}
+    if is_available("cuda"):
+        env |= {"gpu": torch.cuda.get_device_name(0), "cuda": str(torch.version.cuda)}
+    return env

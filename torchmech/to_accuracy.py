@@ -23,6 +23,7 @@ Example::
 from __future__ import annotations
 
 import json
+import math
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -92,6 +93,7 @@ class ToAccuracy:
         epoch_s: the steady-state (median) seconds of one epoch.
         final: the quality after the last epoch.
         ratio: ``seconds`` over the ``cpu`` backend's (``None`` when either did not reach it).
+        error: the one line the training raised (a backend that blows up or does not compile), else ``None``.
     """
 
     backend: str
@@ -104,6 +106,7 @@ class ToAccuracy:
     final: float
     trained_epochs: int
     ratio: float | None = None
+    error: str | None = None
 
 
 def to_accuracy(trace: Trace, target: Target) -> ToAccuracy:
@@ -192,7 +195,14 @@ def time_to_accuracy(backends: Sequence[str], models: Sequence[str] = MODELS, da
     rows: list[ToAccuracy] = []
     for name in names:
         for model in (m for m in MODELS if m in models):
-            rows.append(to_accuracy(trace(name, model, data), TARGETS[model]))
+            try:
+                rows.append(to_accuracy(trace(name, model, data), TARGETS[model]))
+            except Exception as err:  # named in its row; the other backends are still timed
+                if name == REFERENCE:
+                    raise
+                lines = str(err).strip().splitlines()
+                rows.append(ToAccuracy(name, model, TARGETS[model].describe(), None, None, 0.0, math.nan, math.nan, 0,
+                                       error=f"{type(err).__name__}: {lines[0] if lines else ''}"))
         if progress is not None:
             progress(name)
     cpu = {r.model: r.seconds for r in rows if r.backend == REFERENCE}
@@ -206,7 +216,8 @@ def format_table(rows: Sequence[ToAccuracy], verdict: dict[str, str]) -> str:
     header = ("backend", "model", "target", "epochs", "seconds", "× cpu", "first extra s", "epoch s", "final",
               "conforms")
     body = [(r.backend, r.model, r.target, "—" if r.epochs is None else f"{r.epochs}/{r.trained_epochs}",
-             "not reached" if r.seconds is None else f"{r.seconds:.2f}", "—" if r.ratio is None else f"{r.ratio:.2f}",
+             (f"error ({r.error})" if r.error else "not reached") if r.seconds is None else f"{r.seconds:.2f}",
+             "—" if r.ratio is None else f"{r.ratio:.2f}",
              f"{r.first_extra_s:.2f}", f"{r.epoch_s:.3f}", f"{r.final:.4f}", verdict.get(r.backend, "not run"))
             for r in rows]
     widths = [max(len(row[j]) for row in [header, *body]) for j in range(len(header))]
