@@ -37,7 +37,7 @@ releases: $(BIN)/torchmech
 	$(BIN)/python -m pip install --quiet nox uv
 	$(BIN)/torchmech data fetch
 	$(BIN)/nox -f benchmarks/noxfile.py
-	$(BIN)/python -m torchmech.releases view benchmarks/results/releases --png docs/releases.png
+	$(BIN)/python -m torchmech.check.releases view benchmarks/results/releases --png docs/releases.png
 
 lint: $(BIN)/torchmech
 	$(BIN)/ruff check .

@@ -6,7 +6,7 @@
 * A test that takes a ``device`` argument runs once per device: ``cpu``, ``cuda`` (skipped,
   with the reason, where there is no GPU) and ``mps`` where present. Golden values are
   asserted on the CPU; on other devices the same test asserts the law or band.
-  ``--backend=NAME`` (:mod:`torchmech.backends`: ``compile``, ``cpu-bf16``, ``cuda-tf32``…) runs them
+  ``--backend=NAME`` (:mod:`torchmech.runtime.backends`: ``compile``, ``cpu-bf16``, ``cuda-tf32``…) runs them
   once, on that backend's device, and the registry's claims on that backend (judged against the
   float64 arbiter).
 * Hypothesis profiles ``dev`` (default), ``ci`` (the built-in one plus ``deadline=None``;
@@ -27,7 +27,7 @@ import torch
 from hypothesis import register_random, settings
 
 from torchmech import SECTIONS
-from torchmech.devices import is_available
+from torchmech.runtime.devices import is_available
 
 SECTION_MARKERS: tuple[str, ...] = tuple(SECTIONS)
 
@@ -87,7 +87,7 @@ def chosen_backend(config: pytest.Config) -> str | None:
     name = config.getoption("--backend")
     if name is None:
         return None
-    from torchmech.backends import usable
+    from torchmech.runtime.backends import usable
 
     try:
         usable(name)
@@ -100,7 +100,7 @@ def device_params(backend: str | None = None) -> list:
     """``cpu`` always, ``cuda`` always (skipped with a reason when absent), ``mps`` where present; under
     ``--backend`` only that backend's device, with the backend's name as the id."""
     if backend is not None:
-        from torchmech.backends import BACKENDS
+        from torchmech.runtime.backends import BACKENDS
 
         return [pytest.param(BACKENDS[backend].device, id=backend)]
     params = [pytest.param("cpu", id="cpu")]

@@ -12,9 +12,9 @@ import pytest
 import torch
 from torch import nn
 
-from torchmech.bench import FULL_CPU_LIMIT, mlp_flops, train_step
-from torchmech.devices import synced_perf_counter
-from torchmech.models import mlp, mnist_mlp, mpg_regressor
+from torchmech.chapter.models import mlp, mnist_mlp, mpg_regressor
+from torchmech.check.bench import FULL_CPU_LIMIT, mlp_flops, train_step
+from torchmech.runtime.devices import synced_perf_counter
 
 CHAPTER_MODELS = {  # name: (builder, the sizes of its linear layers, the chapter's batch size, input shape)
     "xor_mlp": (lambda: mlp((2, 4, 4, 1)), (2, 4, 4, 1), 2, (2,)),

@@ -9,34 +9,20 @@ model built); ``extra_info`` holds both times, samples per second and the ratio.
 
 from __future__ import annotations
 
-import itertools
 import statistics
 
 import pytest
 import torch
 from torch import nn
 
-from torchmech.claims import claim
-from torchmech.data.mnist import data_root, fetch_mnist
-from torchmech.devices import resolve_device, synced_perf_counter
-from torchmech.models import mnist_mlp
-from torchmech.runs import mnist_train_batches
-from torchmech.train import multiclass_correct, train
+from torchmech.chapter.data.mnist import data_root, fetch_mnist
+from torchmech.chapter.models import mnist_mlp
+from torchmech.chapter.runs import mnist_train_batches
+from torchmech.chapter.train import FirstBatches, multiclass_correct, train
+from torchmech.runtime.devices import resolve_device, synced_perf_counter
+from torchmech.spec.claims import claim
 
 SMOKE_BATCHES = 100
-
-
-class _First:
-    """The first ``n`` batches of a loader, as a sized iterable (a smoke run's epoch)."""
-
-    def __init__(self, batches, n: int) -> None:
-        self.batches, self.n = batches, min(n, len(batches))
-
-    def __len__(self) -> int:
-        return self.n
-
-    def __iter__(self):
-        return itertools.islice(iter(self.batches), self.n)
 
 
 def _epoch(batches, device: torch.device) -> float:
@@ -62,7 +48,8 @@ def test_mnist_epoch_book_pipeline_vs_fast_path(benchmark, device: str) -> None:
     fast_batches = mnist_train_batches(data_root(), True, dev)
     timed = not benchmark.disabled  # `make test` runs each path once: a smoke run, not a measure
     if not timed:
-        book_batches, fast_batches = _First(book_batches, SMOKE_BATCHES), _First(fast_batches, SMOKE_BATCHES)
+        book_batches = FirstBatches(book_batches, SMOKE_BATCHES)
+        fast_batches = FirstBatches(fast_batches, SMOKE_BATCHES)
     else:
         _seconds(fast_batches, dev)  # warm-up (first kernel launches, allocator)
     book = _seconds(book_batches, dev)

@@ -1,4 +1,4 @@
-"""The measurements behind diverge's tensor budget (written beside ``TOLERANCES`` in torchmech/backends.py).
+"""The measurements behind diverge's tensor budget (written beside ``TOLERANCES`` in torchmech/runtime/backends.py).
 
 For every training run diverge follows and the CPU backends, and for planted faults (tests/planted.py),
 the largest error ratio of the first steps' operations under the scaled budget
@@ -27,8 +27,8 @@ def _old_budget(tolerance: Any, e_ref: float, x64: Any) -> float:
 def measure(steps: int = 3) -> list[dict]:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from tests.planted import EmulatedTF32, GradientOff, OneMatmulOff, UlpNoise
-    from torchmech.backends import BACKENDS
-    from torchmech.diverge import _rmse, diverge
+    from torchmech.check.diverge import _rmse, diverge
+    from torchmech.runtime.backends import BACKENDS
 
     runs = ["s5.logistic.accuracy", "s5.mlp.notebook_order", "s6.modulelist.accuracy", "s6.noisy_module.accuracy",
             "s7.mpg.test_mse", "s8.mnist.test_acc"]

@@ -4,7 +4,7 @@ Two parts, written to one JSON file (the README's ladder tables come from it):
 
 * ``planted``: §7 and §8 (MNIST trimmed to 2 epochs) judged on backends that fail — TF32 rounding emulated
   on every Linear and judged as float32 (tests/planted.py), and bf16 autocast judged as float32 — and the
-  ladder climbed for every failing claim (:func:`torchmech.ladder.climb`);
+  ladder climbed for every failing claim (:func:`torchmech.check.ladder.climb`);
 * ``costs``: every rung that applies to the CPU backends, the step time of §8's MNIST MLP before and after.
 
 Run from the repository root::
@@ -23,10 +23,10 @@ from pathlib import Path
 def measure() -> dict:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from tests.planted import EmulatedTF32
-    from torchmech.backends import BACKENDS
-    from torchmech.bench import time_step
-    from torchmech.conformance import run_conformance
-    from torchmech.ladder import RUNGS, climb
+    from torchmech.check.bench import time_step
+    from torchmech.check.conformance import run_conformance
+    from torchmech.check.ladder import RUNGS, climb
+    from torchmech.runtime.backends import BACKENDS
 
     planted = [EmulatedTF32("tf32-emulated", "TF32 rounding of every Linear, judged as float32", tf32=True),
                replace(BACKENDS["cpu-bf16"], name="bf16-as-fp32", precision="fp32")]

@@ -50,7 +50,7 @@ def release(session: nox.Session, row: str) -> None:
                         *(f"{name}=={version}" for name, version in pins.items()), env=env)
         session.run("torchmech", "data", "fetch")
         OUT.mkdir(parents=True, exist_ok=True)
-        session.run("python", "-m", "torchmech.releases", "measure", row, str(OUT / f"{row}.json"), "--tests",
+        session.run("python", "-m", "torchmech.check.releases", "measure", row, str(OUT / f"{row}.json"), "--tests",
                     str(ROOT / "tests"))
     finally:
         shutil.rmtree(session.virtualenv.location, ignore_errors=True)

@@ -1,7 +1,7 @@
 """Fixtures shared by the sections: the MNIST data root, and the registry's context.
 
 The chapter's expensive runs (XOR models and ensembles, MPG, MNIST 20 epochs, Lightning 10
-epochs) are the process's shared runs (:data:`torchmech.runs.SHARED`): the claims, the
+epochs) are the process's shared runs (:data:`torchmech.spec.runs.SHARED`): the claims, the
 hand-written tests and ``torchmech chapter`` called in-process all read the same results.
 """
 
@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from torchmech.data.mnist import data_root, fetch_mnist
-from torchmech.implementation import REFERENCE, Implementation
+from torchmech.chapter.data.mnist import data_root, fetch_mnist
+from torchmech.chapter.implementation import REFERENCE, Implementation
 from torchmech.learn import Workspace
-from torchmech.runs import SHARED, Runs
-from torchmech.spec import Context
+from torchmech.spec.core import Context
+from torchmech.spec.runs import SHARED, Runs
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,6 @@
 """Planted backends: faults (and one harmless perturbation) a backend checker must tell apart.
 
-Each is a :class:`~torchmech.backends.Backend` on the CPU in float32 whose ``prepare`` adds its fault to the
+Each is a :class:`~torchmech.runtime.backends.Backend` on the CPU in float32 whose ``prepare`` adds its fault to the
 model it is given, so every run of the chapter (conformance, diverge, the ladder) meets it.
 """
 
@@ -13,7 +13,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from torchmech.backends import Backend
+from torchmech.runtime.backends import Backend
 
 
 def _linears(model: nn.Module) -> list[nn.Linear]:

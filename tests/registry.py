@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import pytest
 
-from torchmech.claims import claims
-from torchmech.exercises import Exercise, exercises
 from torchmech.learn import Workspace
-from torchmech.spec import Claim, Context
+from torchmech.learn.exercises import Exercise, exercises
+from torchmech.spec.claims import claims
+from torchmech.spec.core import Claim, Context
 
 
 def claim_cases(section: str) -> list:
@@ -48,7 +48,7 @@ def check_exercise(e: Exercise, ws: Workspace | None) -> None:
     from torchmech.learn import grade
 
     if ws is None:
-        from torchmech.mistakes import MISTAKES, catch, named_mistakes
+        from torchmech.learn.mistakes import MISTAKES, catch, named_mistakes
 
         mine = [m for m in MISTAKES if m.exercise == e.name]
         assert mine, f"no catalogued mistake for {e.name}"

@@ -1,4 +1,4 @@
-"""Backends (torchmech/backends.py), the conformance matrix and `diverge`: the chapter judged on
+"""Backends (torchmech/runtime/backends.py), the conformance matrix and `diverge`: the chapter judged on
 torch.compile and bf16 autocast against a float64 run, and the first diverging operation named."""
 
 from __future__ import annotations
@@ -18,15 +18,15 @@ from torch import nn
 
 from tests.planted import PLANTED, GradientOff, UlpNoise
 from tests.strategies import torch_seeds
-from torchmech import backends as backends_module
-from torchmech import conformance
-from torchmech.backends import BACKENDS, TOLERANCES, Backend, available_backends, backend, usable
-from torchmech.claims import claims
+from torchmech.check import conformance
+from torchmech.check.conformance import run_conformance
+from torchmech.check.diverge import diverge
 from torchmech.cli import main
-from torchmech.conformance import run_conformance
-from torchmech.diverge import diverge
-from torchmech.runs import Runs
-from torchmech.spec import Context
+from torchmech.runtime import backends as backends_module
+from torchmech.runtime.backends import BACKENDS, TOLERANCES, Backend, available_backends, backend, usable
+from torchmech.spec.claims import claims
+from torchmech.spec.core import Context
+from torchmech.spec.runs import Runs
 
 pytestmark = pytest.mark.chapter
 
@@ -159,7 +159,7 @@ def test_a_claim_whose_run_raises_is_named_and_the_rest_is_judged(monkeypatch: p
 
 def climb_nothing() -> object:
     """What the ladder writes when no claim fails by its rule (errors are not climbed)."""
-    from torchmech.ladder import climb
+    from torchmech.check.ladder import climb
 
     return climb([]).to_json()
 
@@ -316,7 +316,7 @@ def test_compile_really_compiles_each_model_it_is_given() -> None:
     capture none), and the same run in float32 gives the reference's accuracies on XOR."""
     from torch._dynamo.utils import counters
 
-    from torchmech.runs import xor_run
+    from torchmech.chapter.runs import xor_run
 
     before = counters["frames"]["ok"]
     _, compiled = xor_run("logistic", epochs=2, backend="compile")

@@ -10,11 +10,12 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from torchmech import bench, devices, to_accuracy
-from torchmech.backends import BACKENDS
-from torchmech.bench import Timing, crossover, mlp_flops
-from torchmech.claims import MPG_LOSSES, claim
+from torchmech.check import bench, to_accuracy
+from torchmech.check.bench import Timing, crossover, mlp_flops
 from torchmech.cli import main
+from torchmech.runtime import devices
+from torchmech.runtime.backends import BACKENDS
+from torchmech.spec.claims import MPG_LOSSES, claim
 
 pytestmark = pytest.mark.chapter
 
@@ -195,7 +196,7 @@ def test_bench_backends_unavailable_backend_names_the_available_ones(tmp_path: P
     """A backend that cannot run here (no CUDA, no Apple GPU) is one line, exit 2, listing those that can,
     before anything is timed (not even cpu)."""
     monkeypatch.setattr(bench, "time_step", lambda *a, **k: pytest.fail("timed before checking the names"))
-    from torchmech.backends import BACKENDS, available_backends
+    from torchmech.runtime.backends import BACKENDS, available_backends
 
     missing = next((name for name, b in BACKENDS.items() if b.missing() is not None), None)
     if missing is None:
@@ -286,7 +287,7 @@ def test_the_targets_are_the_registrys() -> None:
 def test_the_timed_training_is_the_chapters_run(runs, mnist_root: Path) -> None:
     """Timing does not change the training: MPG's traced losses are the chapter run's, epoch for epoch, and
     MNIST's test accuracy after one traced epoch is that of the chapter's one-epoch run."""
-    from torchmech.runs import mnist_run
+    from torchmech.chapter.runs import mnist_run
 
     mpg = to_accuracy.trace("cpu", "mpg")
     assert list(mpg.quality) == runs.get("mpg", backend=BACKENDS["cpu"]).history.train_loss
@@ -321,7 +322,7 @@ def test_to_accuracy_names_a_backend_whose_training_raises(monkeypatch: pytest.M
 
     from torch import nn
 
-    from torchmech.backends import Backend
+    from torchmech.runtime.backends import Backend
 
     @dataclass(frozen=True)
     class Raises(Backend):

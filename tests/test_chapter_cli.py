@@ -14,9 +14,9 @@ import pytest
 import torch
 
 from torchmech import SECTIONS
-from torchmech.claims import book, claims
 from torchmech.cli import main
-from torchmech.console import QUIET_LOGGERS
+from torchmech.runtime.console import QUIET_LOGGERS
+from torchmech.spec.claims import book, claims
 
 pytestmark = pytest.mark.chapter
 
@@ -160,8 +160,8 @@ def test_xor_single_run_json_and_figures(tmp_path: Path, capsys: pytest.CaptureF
     """`torchmech xor --seed S --json` prints exactly the final accuracies and losses of
     ``xor_run(model, epochs=…, seed=S)`` on the book's XOR data (the same call, the same seed: equal
     floats, JSON round-trips them); --plot writes the three PNGs."""
-    from torchmech.data.xor import make_xor
-    from torchmech.runs import xor_run
+    from torchmech.chapter.data.xor import make_xor
+    from torchmech.chapter.runs import xor_run
 
     assert main(["xor", "--model", "logistic", "--seed", "3", "--epochs", "3", "--plot", str(tmp_path),
                  "--json"]) == 0
@@ -179,9 +179,9 @@ def test_xor_many_seeds_reports_the_success_rate(capsys: pytest.CaptureFixture[s
     S … S+K−1 with the model's book learning rate: the success rate (valid acc > 0.9), the median and
     the best validation accuracy, exactly. 80 epochs from seed 3 put the rate strictly between 0 and 1
     (3 of 8 here), so a wrong threshold or seed range shows."""
-    from torchmech.capacity import train_ensemble
-    from torchmech.data.xor import make_xor
-    from torchmech.models import MyNoisyModule
+    from torchmech.chapter.capacity import train_ensemble
+    from torchmech.chapter.data.xor import make_xor
+    from torchmech.chapter.models import MyNoisyModule
 
     assert main(["xor", "--model", "noisy", "--seed", "3", "--seeds", "8", "--epochs", "80", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
@@ -240,7 +240,7 @@ def test_data_fetch_is_idempotent(mnist_root: Path, monkeypatch: pytest.MonkeyPa
     when given none) and sockets unable to connect, it succeeds and prints the raw folder."""
     import socket
 
-    from torchmech.data import mnist
+    from torchmech.chapter.data import mnist
 
     monkeypatch.setattr(mnist, "default_sources", lambda: [_NoNetwork()])
     monkeypatch.setattr(socket.socket, "connect", _NoNetwork.connect)
@@ -353,7 +353,7 @@ def test_a_warning_forced_through_stays_off_the_quiet_console(monkeypatch: pytes
     warnings show again."""
     import warnings
 
-    from torchmech.console import quiet_libraries
+    from torchmech.runtime.console import quiet_libraries
 
     shown: list[str] = []
     monkeypatch.setattr(warnings, "showwarning", lambda message, *args, **kwargs: shown.append(str(message)))

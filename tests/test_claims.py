@@ -1,4 +1,4 @@
-"""The claim registry itself (torchmech/claims.py): its rules, its one copy of the book's numbers,
+"""The claim registry itself (torchmech/spec/claims.py): its rules, its one copy of the book's numbers,
 and the promise that every claim is both a pytest case and a row of `torchmech chapter`."""
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ import torch
 
 from tests.registry import check
 from torchmech import SECTIONS
-from torchmech import claims as registry
-from torchmech.claims import CLAIMS, claim, claims
-from torchmech.implementation import Implementation
-from torchmech.report import run_chapter
-from torchmech.spec import Arbiter, AtLeast, Band, Context, Erratum, Exact, Law, OffReference
+from torchmech.chapter.implementation import Implementation
+from torchmech.report.chapter import run_chapter
+from torchmech.spec import claims as registry
+from torchmech.spec.claims import CLAIMS, claim, claims
+from torchmech.spec.core import Arbiter, AtLeast, Band, Context, Erratum, Exact, Law, OffReference
 
 pytestmark = pytest.mark.chapter
 
@@ -52,7 +52,7 @@ def test_every_claim_is_a_pytest_case_and_a_report_row(tmp_path: Path) -> None:
 
 def test_the_books_numbers_live_only_in_the_registry() -> None:
     """Each printed number with 3 or more decimals (MNIST's accuracies, MPG's losses, …) appears in
-    torchmech/claims.py and in no other file of the package or of tests/."""
+    torchmech/spec/claims.py and in no other file of the package or of tests/."""
     numbers = {n for c in CLAIMS for n in re.findall(r"-?\d+\.\d{3,}", c.book)}
     assert len(numbers) >= 40
     others = [p for p in [*(ROOT / "torchmech").rglob("*.py"), *(ROOT / "tests").rglob("*.py")]

@@ -1,5 +1,7 @@
-"""The house: torchmech's modules import in one direction (no cycle, type-only and function-level imports
-included) and no module grows past a screenful of screens (600 lines)."""
+"""The house: torchmech is a few rooms, one job each, stacked in floors; a module imports its own room and the
+floors below, never sideways or up (type-only and function-level imports included: no cycle can hide); no
+module grows past a screenful of screens (600 lines); the top level keeps at most four modules; the names
+readers and learners' workspaces import by their first names still import, as the same objects."""
 
 from __future__ import annotations
 
@@ -76,10 +78,97 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return found
 
 
+#: Each room of torchmech/ and its floor. A module may import its own room, the floors below, and the package
+#: itself (its version and the sections); report, check and learn stand side by side and never import one
+#: another. ``cli → report | check | learn → spec → chapter → runtime``.
+LAYERS: dict[str, int] = {"runtime": 0, "chapter": 1, "spec": 2, "learn": 3, "check": 3, "report": 3, "cli": 4,
+                          "__main__": 5}
+
+
+def room(module: str) -> str | None:
+    """``torchmech.spec.claims`` → ``spec``; the package itself → ``None``."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else None
+
+
+def against_the_floors(graph: dict[str, set[str]]) -> list[str]:
+    """Every import that goes up a floor or sideways on one, as ``a → b``; a room not in :data:`LAYERS` is one."""
+    wrong = []
+    for a, targets in sorted(graph.items()):
+        for b in sorted(targets):
+            ra, rb = room(a), room(b)
+            if rb is None or ra == rb:
+                continue
+            if ra is None or ra not in LAYERS or rb not in LAYERS or LAYERS[rb] >= LAYERS[ra]:
+                wrong.append(f"{a} → {b}")
+    return wrong
+
+
+def test_every_import_goes_down_the_floors() -> None:
+    """cli → report | check | learn → spec → chapter → runtime: no import up or sideways, and every module of
+    torchmech/ stands in a room of the table (a new room is added to it on purpose)."""
+    graph = import_graph(ROOT / "torchmech")
+    assert {room(m) for m in graph} - {None} == set(LAYERS)
+    assert against_the_floors(graph) == []
+
+
+def test_the_floor_check_finds_planted_upward_and_sideways_imports(tmp_path: Path) -> None:
+    """A chapter module importing the specification (up), a report module importing a check (sideways) and the
+    package's root importing a room are found; a downward import and one within a room are not."""
+    pkg = tmp_path / "torchmech"
+    for room_ in ("runtime", "chapter", "spec", "check", "report"):
+        (pkg / room_).mkdir(parents=True)
+        (pkg / room_ / "__init__.py").write_text("")
+    (pkg / "__init__.py").write_text("from torchmech.runtime import devices\n")
+    (pkg / "runtime" / "devices.py").write_text("import torchmech\n")
+    (pkg / "chapter" / "train.py").write_text("from torchmech.runtime import devices\nfrom . import models\n")
+    (pkg / "chapter" / "models.py").write_text("def f():\n    from torchmech.spec import claims\n")
+    (pkg / "spec" / "claims.py").write_text("from torchmech.chapter import train\n")
+    (pkg / "check" / "bench.py").write_text("from torchmech.spec import claims\n")
+    (pkg / "report" / "page.py").write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n"
+                                            "    from torchmech.check.bench import x\n")
+    assert against_the_floors(import_graph(pkg)) == [
+        "torchmech → torchmech.runtime", "torchmech → torchmech.runtime.devices",
+        "torchmech.chapter.models → torchmech.spec", "torchmech.chapter.models → torchmech.spec.claims",
+        "torchmech.report.page → torchmech.check.bench"]
+
+
+def test_the_top_level_keeps_at_most_four_modules() -> None:
+    """The rooms hold the modules; at the top only the package's own files."""
+    top = sorted(f.name for f in (ROOT / "torchmech").glob("*.py"))
+    assert len(top) <= 4, top
+
+
+def test_first_names_import_the_modules_of_their_new_rooms() -> None:
+    """``torchmech.layers``, ``torchmech.train``, ``torchmech.data.xor``, ``torchmech.init`` (now glorot)… import as
+    the very modules of torchmech.chapter (one copy: a class is the same object under both names), and
+    ``from torchmech import learn`` is learner mode's package."""
+    import importlib
+
+    import torchmech
+
+    for old, new in torchmech.MOVED.items():
+        assert importlib.import_module(old) is importlib.import_module(new)
+    from torchmech.data.mnist import load_mnist
+    from torchmech.data.xor import XorData
+    from torchmech.layers import NoisyLinear
+    from torchmech.train import train
+
+    from torchmech.chapter.data import mnist, xor
+
+    assert XorData is xor.XorData and load_mnist is mnist.load_mnist
+    assert NoisyLinear.__module__ == "torchmech.chapter.layers" and train.__module__ == "torchmech.chapter.train"
+    from torchmech import learn
+
+    assert learn.check.__module__ == "torchmech.learn.workspace"
+    assert torchmech.moved("torchmech.data.auto_mpg") == "torchmech.chapter.data.auto_mpg"
+    assert torchmech.moved("torchmech.spec") is None and torchmech.moved("torchmech.database") is None
+
+
 def test_torchmech_has_no_import_cycle() -> None:
     """No module of torchmech/ reaches itself through imports of any kind."""
     graph = import_graph(ROOT / "torchmech")
-    assert len(graph) > 30 and graph["torchmech.claims"] >= {"torchmech.spec"}
+    assert len(graph) > 30 and graph["torchmech.spec.claims"] >= {"torchmech.spec.core"}
     assert cycles(graph) == []
 
 

@@ -1,4 +1,4 @@
-"""The mitigation ladder (torchmech/ladder.py): each rung changes the one setting it names, and on a planted
+"""The mitigation ladder (torchmech/check/ladder.py): each rung changes the one setting it names, and on a planted
 failing backend the ladder names the setting that restores the claims, with its cost in step time."""
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ import torch
 from torch import nn
 
 from tests.planted import EmulatedTF32, tf32
-from torchmech.backends import BACKENDS
+from torchmech.check.conformance import run_conformance
+from torchmech.check.ladder import RUNGS, NotApplicable, climb
 from torchmech.cli import main
-from torchmech.conformance import run_conformance
-from torchmech.ladder import RUNGS, NotApplicable, climb
+from torchmech.runtime.backends import BACKENDS
 
 pytestmark = pytest.mark.chapter
 
@@ -153,7 +153,7 @@ def test_fallback_random_gives_compile_eagers_noise_back() -> None:
     guard on inductor's settings; a graph compiled under fallback_random reused would hide the difference).
     A real fault under compile (l2's bias gradient 1 % off) is still named, with eager's draws."""
     from tests.planted import GradientOff
-    from torchmech.diverge import diverge
+    from torchmech.check.diverge import diverge
 
     claim_id = "s6.noisy_module.accuracy"
     for _ in range(2):

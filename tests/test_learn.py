@@ -1,4 +1,4 @@
-"""Learner mode (torchmech/learn.py, exercises.py, mistakes.py): the learner writes the chapter's code
+"""Learner mode (torchmech/learn/workspace.py, exercises.py, mistakes.py): the learner writes the chapter's code
 and the same specification grades it; every classic mistake of the catalogue is caught."""
 
 from __future__ import annotations
@@ -13,10 +13,8 @@ import pytest
 
 from tests.learners.correct import CORRECT
 from tests.learners.examples import EXAMPLES, HEAD
-from torchmech.claims import book
+from torchmech.chapter.implementation import Implementation
 from torchmech.cli import main
-from torchmech.exercises import EXERCISES, exercise
-from torchmech.implementation import Implementation
 from torchmech.learn import (
     MODULES,
     WorkspaceError,
@@ -28,7 +26,9 @@ from torchmech.learn import (
     init_workspace,
     load_workspace,
 )
-from torchmech.mistakes import MISTAKES, catch
+from torchmech.learn.exercises import EXERCISES, exercise
+from torchmech.learn.mistakes import MISTAKES, catch
+from torchmech.spec.claims import book
 
 pytestmark = pytest.mark.chapter
 
@@ -288,7 +288,7 @@ def _round_workspace(directory: Path, pieces: dict[str, str]) -> Path:
     """A workspace whose exercises are the named catalogue mistakes (exercise → mistake name)."""
     directory.mkdir(parents=True, exist_ok=True)
     for section, module in MODULES.items():
-        lines = ["from torchmech.mistakes import mistake\n"]
+        lines = ["from torchmech.learn.mistakes import mistake\n"]
         lines += [f"{e.name} = mistake({pieces[e.name]!r}).make()\n" for e in EXERCISES
                   if e.section == section and e.name in pieces]
         (directory / f"{module}.py").write_text("".join(lines))

@@ -1,4 +1,4 @@
-"""The release sweep's view (torchmech/releases.py): rows joined into one table, the claims that move between
+"""The release sweep's view (torchmech/check/releases.py): rows joined into one table, the claims that move between
 releases and the first release where they do, and the chapter's verdict on a torch newer than measured."""
 
 from __future__ import annotations
@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from torchmech.releases import NEWEST_MEASURED, first_change, load, main, moving, newer_than_measured, table
-from torchmech.report import ChapterReport
-from torchmech.spec import Result
+from torchmech.check.releases import first_change, load, main, moving, table
+from torchmech.report.chapter import ChapterReport
+from torchmech.runtime.devices import NEWEST_MEASURED, newer_than_measured
+from torchmech.spec.core import Result
 
 pytestmark = pytest.mark.chapter
 
@@ -38,13 +39,13 @@ def test_rows_join_into_one_table_with_the_claims_that_move(tmp_path: Path) -> N
 
 
 def test_the_view_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """`python -m torchmech.releases view DIR --png F` prints the table and draws the heat map; no rows is a
+    """`python -m torchmech.check.releases view DIR --png F` prints the table and draws the heat map; no rows is a
     one-line error."""
     _row(tmp_path, "a", "2.9.1", {"s1.x": ("1", "exact")}, [])
     assert main(["view", str(tmp_path), "--png", str(tmp_path / "r.png")]) == 0
     assert "| a |" in capsys.readouterr().out and (tmp_path / "r.png").read_bytes()[:4] == b"\x89PNG"
     assert main(["view", str(tmp_path / "none")]) == 2
-    assert capsys.readouterr().err.startswith("python -m torchmech.releases: error: no rows")
+    assert capsys.readouterr().err.startswith("python -m torchmech.check.releases: error: no rows")
 
 
 def test_a_torch_newer_than_measured_is_one_line_of_the_verdict() -> None:
@@ -66,7 +67,7 @@ RECORDED = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "rel
 def test_the_recorded_table_covers_every_claim_on_every_row() -> None:
     """At least five rows from the lowest supported torch to the newest measured; each row measured every
     claim of the registry, and printed nothing on the console beside its JSON."""
-    from torchmech.claims import claims
+    from torchmech.spec.claims import claims
 
     rows = load(RECORDED)
     assert len(rows) >= 5

@@ -1,5 +1,5 @@
 """Whole chapter: the report's figures (one or more per section, honest to the runs) and its
-self-contained page ``chapter13.html`` (torchmech/report.py, torchmech/page.py, torchmech/plots.py).
+self-contained page ``chapter13.html`` (torchmech/report/: chapter.py, page.py, plots.py).
 
 One quick chapter run per module (:func:`quick`) feeds every test that needs the runs; the runs are
 the session's shared runs, so the claims, these figures and the other sections' tests read the same
@@ -21,15 +21,15 @@ from matplotlib.figure import Figure as MplFigure
 from PIL import Image
 
 from torchmech import SECTIONS
-from torchmech.capacity import EnsembleResult
-from torchmech.claims import claims
-from torchmech.data.mnist import load_mnist, to_float_images
-from torchmech.figures import CAPACITY_ARCHS, QUICK_NOTE, Figure, _capacity_figure
-from torchmech.graph import grad_fn_dag
-from torchmech.page import holds_class
-from torchmech.report import ChapterReport, run_chapter
-from torchmech.runs import Runs
-from torchmech.spec import HOLDS, Context, Result
+from torchmech.chapter.capacity import EnsembleResult
+from torchmech.chapter.data.mnist import load_mnist, to_float_images
+from torchmech.chapter.graph import grad_fn_dag
+from torchmech.report.chapter import ChapterReport, run_chapter
+from torchmech.report.figures import CAPACITY_ARCHS, QUICK_NOTE, Figure, _capacity_figure
+from torchmech.report.page import holds_class
+from torchmech.spec.claims import claims
+from torchmech.spec.core import HOLDS, Context, Result
+from torchmech.spec.runs import Runs
 
 pytestmark = pytest.mark.chapter
 
@@ -167,7 +167,7 @@ def test_figures_draw_the_claims_runs(quick: tuple[ChapterReport, Path, Context]
     torch.testing.assert_close(((pred - true) ** 2).mean().item(), ctx.mpg().test_mse, rtol=1e-6, atol=0.0)
     # §8: the caption's explanation, checked: blank pixels keep their initial first-layer weights
     sal = _by_file(report, "s8_saliency.png").data
-    from torchmech.models import mnist_mlp
+    from torchmech.chapter.models import mnist_mlp
 
     torch.manual_seed(1)  # mnist_run builds the model right after torch.manual_seed(1)
     initial = next(m for m in mnist_mlp().modules() if isinstance(m, torch.nn.Linear)).weight

@@ -11,15 +11,16 @@ import pytest
 import torch
 from torch import nn
 
-from torchmech.claims import claim
-from torchmech.data.auto_mpg import mpg_features
-from torchmech.data.xor import make_xor
-from torchmech.implementation import REFERENCE, Implementation
-from torchmech.layers import NoisyLinear
-from torchmech.models import ModuleListModel, mlp
-from torchmech.runs import RUN_FUNCTIONS, Runs, mnist_run, mpg_run, xor_notebook_run, xor_run
-from torchmech.spec import Context
-from torchmech.train import train
+from torchmech.chapter.data.auto_mpg import mpg_features
+from torchmech.chapter.data.xor import make_xor
+from torchmech.chapter.implementation import REFERENCE, Implementation
+from torchmech.chapter.layers import NoisyLinear
+from torchmech.chapter.models import ModuleListModel, mlp
+from torchmech.chapter.runs import mnist_run, mpg_run, xor_notebook_run, xor_run
+from torchmech.chapter.train import train
+from torchmech.spec.claims import claim
+from torchmech.spec.core import Context
+from torchmech.spec.runs import RUN_FUNCTIONS, Runs
 
 pytestmark = pytest.mark.s5
 
@@ -179,7 +180,7 @@ def test_c_wrong_mnist_mlp_reaches_the_mnist_run(mnist_root: Path) -> None:
 def test_c_wrong_shuffled_batches_reaches_the_mnist_run(mnist_root: Path) -> None:
     """The fast path's batches come from the implementation's ShuffledBatches."""
     made: list[int] = []
-    from torchmech.train import ShuffledBatches
+    from torchmech.chapter.train import ShuffledBatches
 
     class Counted(ShuffledBatches):
         def __init__(self, *args, **kwargs) -> None:
@@ -254,8 +255,8 @@ def test_e_wrong_mpg_regressor_reaches_the_mpg_run() -> None:
 def test_lightning_run_trains_the_implementations_module(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """The Lightning run hands ``fit`` the implementation's MultiLayerPerceptron and its own log folder;
     the resumed run (15 epochs) resumes that implementation's 10-epoch run."""
-    import torchmech.lit
-    from torchmech.lit import MultiLayerPerceptron
+    import torchmech.chapter.lit
+    from torchmech.chapter.lit import MultiLayerPerceptron
 
     class Mine(MultiLayerPerceptron):
         pass
@@ -266,7 +267,7 @@ def test_lightning_run_trains_the_implementations_module(monkeypatch: pytest.Mon
         calls.append({"epochs": epochs, **kwargs})
         return SimpleNamespace(best_checkpoint=tmp_path / f"best-{len(calls)}.ckpt")
 
-    monkeypatch.setattr(torchmech.lit, "fit", fit)
+    monkeypatch.setattr(torchmech.chapter.lit, "fit", fit)
     runs = Runs()
     runs.use_workdir(tmp_path)
     runs.get("lightning", epochs=15)
@@ -280,7 +281,7 @@ def test_lightning_run_trains_the_implementations_module(monkeypatch: pytest.Mon
 
 def test_lit_fit_trains_the_model_class_it_is_given(mnist_root: Path, tmp_path: Path) -> None:
     """``fit(model_class=…)`` trains and tests that LightningModule (a short run: limit_*_batches)."""
-    from torchmech.lit import MultiLayerPerceptron, fit
+    from torchmech.chapter.lit import MultiLayerPerceptron, fit
 
     class Mine(MultiLayerPerceptron):
         pass

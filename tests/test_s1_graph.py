@@ -10,15 +10,15 @@ from hypothesis import strategies as st
 
 from tests.registry import check, check_exercise, claim_cases, exercise_cases
 from tests.strategies import NUMPY_DTYPE, arith_dtypes, broadcastable_triples, reals, tensors
-from torchmech.graph import compute_z, dynamic_branch, grad_fn_dag, op_chain, render_dag
-from torchmech.implementation import Implementation
+from torchmech.chapter.graph import compute_z, dynamic_branch, grad_fn_dag, op_chain, render_dag
+from torchmech.chapter.implementation import Implementation
 
 pytestmark = pytest.mark.s1
 
 
 @pytest.mark.parametrize("claim", claim_cases("s1"))
 def test_claim(claim, spec) -> None:
-    """Each claim of this section in the registry (torchmech/claims.py) holds: the book's value,
+    """Each claim of this section in the registry (torchmech/spec/claims.py) holds: the book's value,
     or the band, bound or law its rule names with its reason."""
     check(claim, spec)
 

@@ -15,15 +15,15 @@ from torch import nn
 
 from tests.registry import check, check_exercise, claim_cases, exercise_cases
 from tests.strategies import torch_seeds
-from torchmech.implementation import Implementation
-from torchmech.init import ParameterModule, RawTensorModule, fans, glorot_bound, glorot_std
+from torchmech.chapter.glorot import ParameterModule, RawTensorModule, fans, glorot_bound, glorot_std
+from torchmech.chapter.implementation import Implementation
 
 pytestmark = pytest.mark.s2
 
 
 @pytest.mark.parametrize("claim", claim_cases("s2"))
 def test_claim(claim, spec) -> None:
-    """Each claim of this section in the registry (torchmech/claims.py) holds: the book's value,
+    """Each claim of this section in the registry (torchmech/spec/claims.py) holds: the book's value,
     or the band, bound or law its rule names with its reason."""
     check(claim, spec)
 

@@ -12,7 +12,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from tests.registry import check, check_exercise, claim_cases, exercise_cases
 from tests.strategies import FLOAT_DTYPES, reals
-from torchmech.autodiff import (
+from torchmech.chapter.autodiff import (
     CHAIN_CASES,
     ChainCase,
     fgsm,
@@ -21,17 +21,17 @@ from torchmech.autodiff import (
     reverse_mode,
     saliency,
 )
-from torchmech.graph import compute_z
-from torchmech.implementation import Implementation
-from torchmech.models import logistic_regression
-from torchmech.train import binary_correct, train
+from torchmech.chapter.graph import compute_z
+from torchmech.chapter.implementation import Implementation
+from torchmech.chapter.models import logistic_regression
+from torchmech.chapter.train import binary_correct, train
 
 pytestmark = pytest.mark.s3
 
 
 @pytest.mark.parametrize("claim", claim_cases("s3"))
 def test_claim(claim, spec) -> None:
-    """Each claim of this section in the registry (torchmech/claims.py) holds: the book's value,
+    """Each claim of this section in the registry (torchmech/spec/claims.py) holds: the book's value,
     or the band, bound or law its rule names with its reason."""
     check(claim, spec)
 

@@ -11,23 +11,23 @@ from torch import nn
 
 from tests.registry import check, check_exercise, claim_cases, exercise_cases
 from tests.strategies import FLOAT_DTYPES, reals, shapes, tensors, torch_seeds
-from torchmech.implementation import Implementation
-from torchmech.init import fans, glorot_bound
-from torchmech.losses import (
+from torchmech.chapter.glorot import fans, glorot_bound
+from torchmech.chapter.implementation import Implementation
+from torchmech.chapter.losses import (
     cross_entropy_logit_grad,
     l1_penalty,
     l1_penalty_grad,
     l2_penalty,
     mse_grad,
 )
-from torchmech.models import chapter_sequential
+from torchmech.chapter.models import chapter_sequential
 
 pytestmark = pytest.mark.s4
 
 
 @pytest.mark.parametrize("claim", claim_cases("s4"))
 def test_claim(claim, spec) -> None:
-    """Each claim of this section in the registry (torchmech/claims.py) holds: the book's value,
+    """Each claim of this section in the registry (torchmech/spec/claims.py) holds: the book's value,
     or the band, bound or law its rule names with its reason."""
     check(claim, spec)
 

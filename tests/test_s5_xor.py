@@ -14,19 +14,20 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from tests.registry import check, check_exercise, claim_cases, exercise_cases
-from torchmech.capacity import EnsembleResult, batch_orders, train_ensemble
-from torchmech.data.xor import make_xor
-from torchmech.implementation import Implementation
-from torchmech.models import mlp
-from torchmech.runs import SHARED, xor_run
-from torchmech.train import History, binary_correct, train
+from torchmech.chapter.capacity import EnsembleResult, batch_orders, train_ensemble
+from torchmech.chapter.data.xor import make_xor
+from torchmech.chapter.implementation import Implementation
+from torchmech.chapter.models import mlp
+from torchmech.chapter.runs import xor_run
+from torchmech.chapter.train import History, binary_correct, train
+from torchmech.spec.runs import SHARED
 
 pytestmark = pytest.mark.s5
 
 
 @pytest.mark.parametrize("claim", claim_cases("s5"))
 def test_claim(claim, spec) -> None:
-    """Each claim of this section in the registry (torchmech/claims.py) holds: the book's value,
+    """Each claim of this section in the registry (torchmech/spec/claims.py) holds: the book's value,
     or the band, bound or law its rule names with its reason."""
     check(claim, spec)
 
@@ -80,7 +81,7 @@ def test_epoch_loss_is_the_mean_over_batches_and_accuracy_over_samples(implement
     answers / samples; validation runs under no_grad in eval mode; gradients are zeroed after every
     step — each written out by hand against the loop (a learner's loop is graded against this one by
     the `train` exercise's samples)."""
-    from torchmech.exercises.s5 import Probe
+    from torchmech.learn.exercises.s5 import Probe
 
     x = torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0], [0.0, -1.0], [0.5, 0.5]])
     y = torch.tensor([1.0, 1.0, 0.0, 0.0, 1.0])

@@ -16,20 +16,21 @@ from torch import nn
 
 from tests.registry import check, check_exercise, claim_cases, exercise_cases
 from tests.strategies import reals, torch_seeds
-from torchmech.data.xor import make_xor
-from torchmech.implementation import Implementation
-from torchmech.init import glorot_bound
-from torchmech.layers import NoisyLinear
-from torchmech.models import ModuleListModel, mlp
-from torchmech.plots import decision_regions, xor_figures
-from torchmech.runs import SHARED, xor_run
+from torchmech.chapter.data.xor import make_xor
+from torchmech.chapter.glorot import glorot_bound
+from torchmech.chapter.implementation import Implementation
+from torchmech.chapter.layers import NoisyLinear
+from torchmech.chapter.models import ModuleListModel, mlp
+from torchmech.chapter.runs import xor_run
+from torchmech.report.plots import decision_regions, xor_figures
+from torchmech.spec.runs import SHARED
 
 pytestmark = pytest.mark.s6
 
 
 @pytest.mark.parametrize("claim", claim_cases("s6"))
 def test_claim(claim, spec) -> None:
-    """Each claim of this section in the registry (torchmech/claims.py) holds: the book's value,
+    """Each claim of this section in the registry (torchmech/spec/claims.py) holds: the book's value,
     or the band, bound or law its rule names with its reason."""
     check(claim, spec)
 

@@ -11,15 +11,15 @@ from hypothesis import strategies as st
 from torch import nn
 
 from tests.registry import check, check_exercise, claim_cases, exercise_cases
-from torchmech.data.auto_mpg import BUNDLED, COLUMNS, load_auto_mpg
-from torchmech.implementation import Implementation
+from torchmech.chapter.data.auto_mpg import BUNDLED, COLUMNS, load_auto_mpg
+from torchmech.chapter.implementation import Implementation
 
 pytestmark = pytest.mark.s7
 
 
 @pytest.mark.parametrize("claim", claim_cases("s7"))
 def test_claim(claim, spec) -> None:
-    """Each claim of this section in the registry (torchmech/claims.py) holds: the book's value,
+    """Each claim of this section in the registry (torchmech/spec/claims.py) holds: the book's value,
     or the band, bound or law its rule names with its reason."""
     check(claim, spec)
 

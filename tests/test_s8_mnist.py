@@ -17,29 +17,29 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from tests.registry import check, check_exercise, claim_cases, exercise_cases
-from torchmech.autodiff import fgsm, saliency
-from torchmech.claims import claim
-from torchmech.data.mnist import (
+from torchmech.chapter.autodiff import fgsm, saliency
+from torchmech.chapter.data.mnist import (
     DirectorySource,
     MnistDataError,
     fetch_mnist,
     load_mnist,
     missing_files,
 )
-from torchmech.implementation import Implementation
-from torchmech.models import mnist_mlp
-from torchmech.plots import saliency_grid
-from torchmech.runs import mnist_run, mnist_train_batches
+from torchmech.chapter.implementation import Implementation
+from torchmech.chapter.models import mnist_mlp
+from torchmech.chapter.runs import mnist_run, mnist_train_batches
+from torchmech.report.plots import saliency_grid
+from torchmech.spec.claims import claim
 
 if TYPE_CHECKING:
-    from torchmech.spec import Context
+    from torchmech.spec.core import Context
 
 pytestmark = pytest.mark.s8
 
 
 @pytest.mark.parametrize("claim", claim_cases("s8"))
 def test_claim(claim, spec) -> None:
-    """Each claim of this section in the registry (torchmech/claims.py) holds: the book's value,
+    """Each claim of this section in the registry (torchmech/spec/claims.py) holds: the book's value,
     or the band, bound or law its rule names with its reason."""
     check(claim, spec)
 
@@ -252,11 +252,11 @@ def test_saliency_is_the_central_difference_of_the_true_logit(tmp_path: Path, sa
                                    rtol=1e-6, atol=1e-8)
 
 
-# --- the whole step captured as one CUDA graph (torchmech/captured.py) -----------------------------------
+# --- the whole step captured as one CUDA graph (torchmech/chapter/captured.py) -----------------------------------
 def _train_loop(x: torch.Tensor, y: torch.Tensor, batch_size: int, epochs: int) -> tuple[nn.Module, list, list]:
     """The one training loop over ShuffledBatches, seeded as §8 seeds it: what the captured step must equal."""
-    from torchmech.recipes import RECIPES
-    from torchmech.train import ShuffledBatches, multiclass_correct, train
+    from torchmech.chapter.recipes import RECIPES
+    from torchmech.chapter.train import ShuffledBatches, multiclass_correct, train
 
     recipe = RECIPES["mnist"]
     torch.manual_seed(1)
@@ -279,7 +279,7 @@ def test_captured_step_is_the_training_loop(device: str, n: int, batch_size: int
     below 100 samples) and weights within 1e-3. A graph that sums the stale gradients
     of the other batch size, or warm-up steps left in the weights, miss these by orders of magnitude. The same
     with several steps in one graph (4, and the whole epoch: ``None``), where each step's gradients are its own."""
-    from torchmech.captured import CapturedEpochs
+    from torchmech.chapter.captured import CapturedEpochs
 
     dev = torch.device(device)
     torch.manual_seed(11)
@@ -305,7 +305,7 @@ def test_captured_step_is_the_training_loop(device: str, n: int, batch_size: int
 def test_captured_step_refuses_what_it_cannot_run() -> None:
     """A graph on the CPU, an empty set, x, y of different lengths, no epochs, no steps per graph: one-line
     errors naming the problem."""
-    from torchmech.captured import CapturedEpochs, captured_mnist
+    from torchmech.chapter.captured import CapturedEpochs, captured_mnist
 
     x, y = torch.rand(10, 1, 28, 28), torch.randint(0, 10, (10,))
     with pytest.raises(ValueError, match="needs a CUDA device"):

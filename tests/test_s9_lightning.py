@@ -17,15 +17,15 @@ from torch.utils.data import DistributedSampler
 from torchmetrics import Accuracy
 
 from tests.registry import check, check_exercise, claim_cases, exercise_cases
-from torchmech.lit import MnistDataModule, MultiLayerPerceptron, fit
-from torchmech.spec import Context
+from torchmech.chapter.lit import MnistDataModule, MultiLayerPerceptron, fit
+from torchmech.spec.core import Context
 
 pytestmark = pytest.mark.s9
 
 
 @pytest.mark.parametrize("claim", claim_cases("s9"))
 def test_claim(claim, spec) -> None:
-    """Each claim of this section in the registry (torchmech/claims.py) holds: the book's value,
+    """Each claim of this section in the registry (torchmech/spec/claims.py) holds: the book's value,
     or the band, bound or law its rule names with its reason."""
     check(claim, spec)
 
@@ -279,7 +279,7 @@ def test_ignite_variant_logs_and_checkpoints(spec: Context) -> None:
 def test_ignite_cross_entropy_receives_logits(mnist_root: Path, tmp_path: Path) -> None:
     """No stray Softmax (the bonus notebook applied softmax twice): CrossEntropyLoss gets raw logits."""
     pytest.importorskip("ignite", reason="pytorch-ignite is an optional extra (torchmech[ignite])")
-    from torchmech.ignite_bonus import ignite_fit
+    from torchmech.chapter.ignite_bonus import ignite_fit
 
     seen: list[torch.Tensor] = []
 
@@ -297,8 +297,8 @@ def test_ignite_cross_entropy_receives_logits(mnist_root: Path, tmp_path: Path) 
 
 
 def test_ignite_bonus_imports_without_lightning() -> None:
-    """torchmech.ignite_bonus stands alone: importing it in a fresh interpreter loads no Lightning module."""
-    code = ("import sys, torchmech.ignite_bonus; "
+    """torchmech.chapter.ignite_bonus stands alone: importing it in a fresh interpreter loads no Lightning module."""
+    code = ("import sys, torchmech.chapter.ignite_bonus; "
             "print([m for m in sys.modules if m.split('.')[0] in ('lightning', 'pytorch_lightning')])")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert done.stdout.strip() == "[]"
@@ -311,7 +311,7 @@ def test_ignite_and_lightning_share_the_books_split(mnist_root: Path) -> None:
     serves exactly these tensors (Ignite's run reads the same function)."""
     from torch.utils.data import random_split
 
-    from torchmech.data.mnist import load_mnist, mnist_split
+    from torchmech.chapter.data.mnist import load_mnist, mnist_split
 
     images, labels = load_mnist(mnist_root, train=True)
     train_idx, valid_idx = (torch.tensor(s.indices) for s in random_split(

@@ -2,8 +2,8 @@
 captured run's 20 epochs judged by the chapter's test-accuracy band; writes ``mnist-epoch.json``.
 
 1. the book's pipeline: ``MNIST(transform=ToTensor())`` + ``DataLoader(shuffle=True)`` through ``train``;
-2. the eager fast path: the whole set on the device, :class:`~torchmech.train.ShuffledBatches`;
-3. the captured step: :class:`~torchmech.captured.CapturedEpochs` (CUDA: one graph replay per step).
+2. the eager fast path: the whole set on the device, :class:`~torchmech.chapter.train.ShuffledBatches`;
+3. the captured step: :class:`~torchmech.chapter.captured.CapturedEpochs` (CUDA: one graph replay per step).
 
 Each path trains from the book's seeds. The book's pipeline runs once (it is slow, and steady), the fast
 path once to warm up and then three times (median), the captured path 20 epochs (its median epoch, its
@@ -27,7 +27,7 @@ import torch
 
 
 def _seconds(fn, device: torch.device) -> tuple[float, object]:
-    from torchmech.devices import synchronize
+    from torchmech.runtime.devices import synchronize
 
     synchronize(device)
     start = time.perf_counter()
@@ -38,8 +38,8 @@ def _seconds(fn, device: torch.device) -> tuple[float, object]:
 
 def _one_epoch(batches, device: torch.device) -> float:
     """§8's first epoch through ``train`` from the book's seeds: its training accuracy."""
-    from torchmech.recipes import RECIPES
-    from torchmech.train import multiclass_correct, train
+    from torchmech.chapter.recipes import RECIPES
+    from torchmech.chapter.train import multiclass_correct, train
 
     recipe = RECIPES["mnist"]
     torch.manual_seed(recipe.seed)
@@ -51,11 +51,12 @@ def _one_epoch(batches, device: torch.device) -> float:
 
 
 def measure(device: torch.device, data: Path | None, epochs: int, book_batches: int | None) -> dict:
-    from torchmech.captured import captured_mnist
-    from torchmech.claims import claim
-    from torchmech.data.mnist import load_mnist, to_float_images
-    from torchmech.devices import environment
-    from torchmech.runs import FirstBatches, mnist_train_batches
+    from torchmech.chapter.captured import captured_mnist
+    from torchmech.chapter.data.mnist import load_mnist, to_float_images
+    from torchmech.chapter.runs import mnist_train_batches
+    from torchmech.chapter.train import FirstBatches
+    from torchmech.runtime.devices import environment
+    from torchmech.spec.claims import claim
 
     torch.manual_seed(1)
     book = mnist_train_batches(data, False, device)
@@ -137,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
                         "pipeline (default: the whole epoch)")
     parser.add_argument("--out", type=Path, default=Path("reports"))
     args = parser.parse_args(argv)
-    from torchmech.devices import resolve_device
+    from torchmech.runtime.devices import resolve_device
 
     try:
         device = resolve_device(args.device)

@@ -82,7 +82,7 @@ fi
 if [ -d .gpu/mnist ]; then
     mkdir -p "$TORCHMECH_DATA/MNIST/raw" && cp -n .gpu/mnist/*.gz "$TORCHMECH_DATA/MNIST/raw/"
 fi
-"$PYTHON" -c "from torchmech.data.mnist import fetch_mnist; fetch_mnist(sources=[])" 2>/dev/null \
+"$PYTHON" -c "from torchmech.chapter.data.mnist import fetch_mnist; fetch_mnist(sources=[])" 2>/dev/null \
     || "$PYTHON" -m torchmech data fetch || { echo "run.sh: MNIST is not there and cannot be fetched" >&2; exit 1; }
 
 if wants env; then
@@ -91,7 +91,7 @@ if wants env; then
         nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm --format=csv 2>&1 || true
         "$PYTHON" - <<'EOF'
 import importlib.metadata as md, json, os, platform, torch
-from torchmech.devices import environment
+from torchmech.runtime.devices import environment
 env = environment("cuda" if torch.cuda.is_available() else "cpu")
 env |= {"cuda": torch.version.cuda, "cudnn": str(torch.backends.cudnn.version()), "cpus": str(os.cpu_count()),
         "platform": platform.platform()}

