@@ -165,6 +165,28 @@ def test_first_names_import_the_modules_of_their_new_rooms() -> None:
     assert torchmech.moved("torchmech.spec") is None and torchmech.moved("torchmech.database") is None
 
 
+def test_every_command_result_keeps_the_one_protocol() -> None:
+    """Each class a command returns has ``table()``, ``to_json()``, ``write(out)`` returning the files, and an
+    ``exit_code``, with those signatures (CommandResult): the entry point prints any of them the same way."""
+    import inspect
+
+    from torchmech.check.conformance import Matrix
+    from torchmech.check.diverge import Divergence
+    from torchmech.check.ladder import Ladder
+    from torchmech.cli.commands import Output, Written
+    from torchmech.learn import Report
+    from torchmech.report.chapter import ChapterReport
+    from torchmech.runtime.console import CommandResult
+
+    expected = {name: inspect.signature(getattr(CommandResult, name)) for name in ("table", "to_json", "write")}
+    for cls in (ChapterReport, Matrix, Ladder, Divergence, Report, Output, Written):
+        for name, signature in expected.items():
+            mine = inspect.signature(getattr(cls, name))
+            assert list(mine.parameters) == list(signature.parameters), (cls, name)
+        assert hasattr(cls, "exit_code") or "exit_code" in getattr(cls, "__dataclass_fields__", {}), cls
+    assert isinstance(Output({"a": 1}), CommandResult) and not isinstance(object(), CommandResult)
+
+
 def test_torchmech_has_no_import_cycle() -> None:
     """No module of torchmech/ reaches itself through imports of any kind."""
     graph = import_graph(ROOT / "torchmech")

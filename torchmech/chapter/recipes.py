@@ -39,6 +39,10 @@ BUILDERS: dict[str, Callable[[Any], nn.Module]] = {
     "mnist": lambda impl: pieces_of(impl).mnist_mlp(),
 }
 
+#: The implementation's pieces each builder takes (what a learner's piece changes in the run).
+PIECES: dict[str, tuple[str, ...]] = {"modulelist": ("ModuleListModel",), "noisy": ("NoisyLinear",),
+                                      "mpg": ("mpg_regressor",), "mnist": ("mnist_mlp",)}
+
 
 @dataclass(frozen=True)
 class Recipe:
@@ -67,6 +71,11 @@ class Recipe:
 
     def build(self, impl: Any = None) -> nn.Module:
         return BUILDERS[self.model](impl)
+
+    @property
+    def pieces(self) -> tuple[str, ...]:
+        """The implementation's pieces :meth:`build` takes (``ModuleListModel``, ``NoisyLinear``…)."""
+        return PIECES.get(self.model, ())
 
     def make_optimizer(self, params: Iterable[nn.Parameter]) -> torch.optim.Optimizer:
         return getattr(torch.optim, self.optimizer)(params, lr=self.lr)

@@ -37,11 +37,7 @@ from torch import nn
 
 from torchmech.runtime.backends import ARBITER, Backend
 from torchmech.runtime.backends import backend as get_backend
-
-#: Which of the chapter's trainings a claim's numbers come from (by id prefix): a key of
-#: :data:`~torchmech.chapter.recipes.RECIPES`.
-RECIPE_OF: dict[str, str] = {"s5.logistic": "logistic", "s5.mlp": "mlp", "s6.modulelist": "modulelist",
-                             "s6.noisy_module": "noisy", "s7.mpg": "mpg", "s8.mnist": "mnist"}
+from torchmech.spec.claims import claims
 
 
 def _run(recipe: str, be: Backend, data: Path | None) -> Any:
@@ -56,12 +52,14 @@ def _run(recipe: str, be: Backend, data: Path | None) -> Any:
 
 
 def recipe_of(claim_id: str) -> str:
-    """The training behind a claim; a claim without one is a one-line error naming those with one."""
-    for prefix, recipe in RECIPE_OF.items():
-        if claim_id == prefix or claim_id.startswith(prefix + "."):
-            return recipe
-    raise ValueError(f"claim {claim_id!r} has no training run to follow: use a claim of "
-                     f"{', '.join(p + '.*' for p in RECIPE_OF)}")
+    """The training behind a claim (its :attr:`~torchmech.spec.core.Claim.recipe`); an unknown claim, or one
+    without a training, is a one-line error naming the claims with one."""
+    found = next((c for c in claims() if c.id == claim_id), None)
+    if found is None or found.recipe is None:
+        topics = dict.fromkeys(c.id.rsplit(".", 1)[0] + ".*" for c in claims() if c.recipe is not None)
+        why = "is not a claim of the registry" if found is None else "has no training run to follow"
+        raise ValueError(f"claim {claim_id!r} {why}: use a claim of {', '.join(topics)}")
+    return found.recipe
 
 
 def run_of(claim_id: str) -> Callable[[Backend, Path | None], Any]:

@@ -339,7 +339,7 @@ def _mistakes(args: argparse.Namespace) -> Output:
 
 
 def _chapter(args: argparse.Namespace, device: torch.device) -> Written:
-    from torchmech.report.chapter import chapter as report
+    from torchmech.report import chapter as report
 
     _folder(args.out)
     chosen = args.sections or chapter_sections()

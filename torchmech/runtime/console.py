@@ -8,6 +8,8 @@ import logging
 import sys
 import warnings
 from collections.abc import Container, Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
 
 QUIET_LOGGERS = ("lightning.pytorch", "lightning.fabric")
 
@@ -72,3 +74,20 @@ def text_table(header: Sequence[str], rows: Iterable[Sequence[str]], right: Cont
                          for j, (v, w) in enumerate(zip(row, widths, strict=True))).rstrip()
 
     return "\n".join([line(header), line(["-" * w for w in widths]), *map(line, rows)])
+
+
+@runtime_checkable
+class CommandResult(Protocol):
+    """What every command returns, and the one thing ``torchmech``'s entry point prints: ``table()`` on the
+    console (or ``to_json()`` under ``--json``), the files ``write(out)`` wrote, and the ``exit_code`` (0: all
+    holds). The chapter's report, the conformance matrix, the ladder, a divergence, a learner's grades and a
+    run's output implement it (``tests/test_house.py`` checks each)."""
+
+    @property
+    def exit_code(self) -> int: ...
+
+    def table(self) -> str: ...
+
+    def to_json(self) -> dict[str, Any]: ...
+
+    def write(self, out: Path) -> list[Path]: ...

@@ -189,11 +189,12 @@ _add(
           lambda ctx: _class1_counts(ctx.impl.make_xor()),
           Exact(), device_free=True),
     Claim("s5.logistic.accuracy", "logistic regression (SGD lr 0.001, 200 epochs) cannot solve XOR: train / valid acc",
-          "0.64 / 0.71", lambda ctx: _accuracies(ctx.xor_notebook("logistic")[1]), Arbiter(Exact(2), digits=2)),
+          "0.64 / 0.71", lambda ctx: _accuracies(ctx.xor_notebook("logistic")[1]), Arbiter(Exact(2), digits=2),
+          recipe="logistic"),
     Claim("s5.mlp.notebook_order", "two hidden layers of 4 ReLU units (SGD lr 0.015, 200 epochs), run in the "
           "notebook's order without reseeding: train / valid acc (the errata's ≈ 90 % / 85 %; the text's 100 % / 95 % "
           "is an erratum)", "0.89 / 0.85", lambda ctx: _accuracies(ctx.xor_notebook("mlp")[1]),
-          Arbiter(Exact(2), digits=2)),
+          Arbiter(Exact(2), digits=2), recipe="mlp"),
     Claim("s5.capacity.linear", "a linear decision boundary cannot solve XOR, whatever the seed; two hidden layers can",
           "cannot solve XOR",
           lambda ctx: (ctx.ensemble("").valid_acc.max().item(), _median(ctx.ensemble("4x4").valid_acc)),
@@ -269,12 +270,13 @@ _add(
           lambda ctx: _as_my_module(ctx.impl.ModuleListModel()), Exact()),
     Claim("s6.modulelist.accuracy", "MyModule (the same 2×4 MLP on nn.ModuleList), trained next in the notebook's "
           "order without reseeding: train / valid acc", "0.98 / 0.95",
-          lambda ctx: _accuracies(ctx.xor_notebook("modulelist")[1]), Arbiter(Exact(2), digits=2)),
+          lambda ctx: _accuracies(ctx.xor_notebook("modulelist")[1]), Arbiter(Exact(2), digits=2),
+          recipe="modulelist"),
     Claim("s6.noisy_module.accuracy", "MyNoisyModule (NoisyLinear(2, 4, 0.07) first) reseeded with 1 learns XOR: "
           "train / valid acc after 200 epochs", "1.00 / 0.96", lambda ctx: _accuracies(ctx.xor("noisy")[1]),
           OffReference(Exact(2), AtLeast(0.9, "off the reference the noise comes from another generator or dtype: "
                                               "the law is that it still learns XOR (H200, torch 2.11: held)",
-                                         digits=2))),
+                                         digits=2)), recipe="noisy"),
     Claim("s6.noisy_module.no_improvement", "NoisyLinear did not improve results here", "no improvement",
           lambda ctx: tuple(ctx.ensemble(arch).success_rate(0.9) for arch in ("noisy", "noisy0", "4x4")),
           Law(lambda m, _: m[0] <= m[1] + NOISE_MARGIN,
@@ -283,7 +285,7 @@ _add(
               f"is about 4 points). Both beat the plain 2×4 MLP: NoisyLinear's Xavier-uniform, zero-bias "
               f"initialisation does that, not the noise",
               lambda m: f"σ 0.07: {m[0]:.0%}, σ 0: {m[1]:.0%} (plain 2×4 MLP: {m[2]:.0%})"),
-          quick="skip"),
+          quick="skip", recipe="noisy"),
 )
 
 
@@ -343,15 +345,16 @@ _add(
               "with the repair the train mean is the book's; without it, it is not",
               lambda m: f"{m[0]} (unrepaired: {m[1]})"), device_free=True),
     Claim("s7.mpg.batches", "313 training rows in batches of 8: batches per epoch (the loss divisor)", "40",
-          lambda ctx: ctx.mpg().batches, Exact()),
+          lambda ctx: ctx.mpg().batches, Exact(), recipe="mpg"),
     *(Claim(f"s7.mpg.loss.epoch{e}", f"Linear(9,8) ReLU Linear(8,4) ReLU Linear(4,1), SGD lr 0.001, batch 8: "
             f"training loss at epoch {e}", value, lambda ctx, e=e: ctx.mpg().history.train_loss[e],
-            Arbiter(Exact(4)))
+            Arbiter(Exact(4)), recipe="mpg")
       for e, value in MPG_LOSSES.items()),
     Claim("s7.mpg.test_mse", "test MSE after 200 epochs", "9.6130", lambda ctx: ctx.mpg().test_mse,
-          Arbiter(Band(0.0005, "a later notebook run printed 9.6133; torch 2.14.1 gives 9.6130, torch 2.11 9.6133"))),
+          Arbiter(Band(0.0005, "a later notebook run printed 9.6133; torch 2.14.1 gives 9.6130, torch 2.11 9.6133")),
+          recipe="mpg"),
     Claim("s7.mpg.test_mae", "test MAE after 200 epochs", "2.1211", lambda ctx: ctx.mpg().test_mae,
-          Arbiter(Exact(4))),
+          Arbiter(Exact(4)), recipe="mpg"),
 )
 
 
@@ -378,12 +381,13 @@ _add(
           "980 1135 1032 1010 982 892 958 1028 974 1009", _label_counts(False), Exact(), device_free=True),
     *(Claim(f"s8.mnist.train_acc.epoch{e}", f"training accuracy at epoch {e}", value,
             lambda ctx, e=e: ctx.mnist().history.train_acc[e],
-            Arbiter(Exact(4) if e < 2 else MNIST_EPOCH_BAND), quick="check" if e < 2 else "skip")
+            Arbiter(Exact(4) if e < 2 else MNIST_EPOCH_BAND), quick="check" if e < 2 else "skip",
+            recipe="mnist")
       for e, value in enumerate(MNIST_TRAIN_ACC)),
     Claim("s8.mnist.test_acc", "test accuracy after 20 epochs, model(test.data / 255.)", "0.9645",
           lambda ctx: ctx.mnist().test_acc,
           Arbiter(Band(0.002, "summation order again: 0.9651 on torch 2.14.1's and 2.11's CPUs, 0.9645 on an H200")),
-          quick="skip"),
+          quick="skip", recipe="mnist"),
 )
 
 

@@ -331,6 +331,10 @@ class Result:
                 f"  rule: {self.rule}\n  holds: {self.holds} on {self.backend}{ratio}")
 
 
+#: :meth:`Claim.not_measured` of a value that does not depend on the backend: judged on the reference.
+ON_THE_REFERENCE = ("", "n/a")
+
+
 @dataclass(frozen=True)
 class Claim:
     """One thing the chapter says, as data.
@@ -349,6 +353,9 @@ class Claim:
         needs: an optional package the measure imports (``"ignite"``): without it, ``skip``.
         plain_only: why the claim runs on plain backends only (``cpu``, ``cuda``, ``mps``): its run
             trains in its own loop (Lightning, Ignite). Elsewhere it is ``n/a``.
+        recipe: the chapter's training its numbers come from (a key of
+            :data:`~torchmech.chapter.recipes.RECIPES`: ``"mpg"``, ``"mnist"``, an XOR model): the run ``diverge``
+            follows and the ladder times. ``None``: no training of its own.
     """
 
     id: str
@@ -361,6 +368,7 @@ class Claim:
     slow: bool = False
     needs: str | None = None
     plain_only: str | None = None
+    recipe: str | None = None
 
     @property
     def section(self) -> str:
@@ -383,32 +391,39 @@ class Claim:
             ctx.known[key] = value
         return value
 
-    def measured_on(self, ctx: Context) -> bool:
-        """Whether :meth:`judge` measures this claim on ``ctx``'s backend itself (not ``quick``-skipped, its
-        package there, a plain backend where it needs one, and off the reference not judged on ``cpu``)."""
+    def not_measured(self, ctx: Context) -> tuple[str, str] | None:
+        """Why :meth:`judge` does not measure this claim on ``ctx``'s backend, as the cell's ``(ours, holds)``
+        (``None``: it measures it): ``quick``-skipped, its package missing, a run of its own loop off a plain
+        backend, or a value that does not depend on the backend (off the reference: judged on ``cpu``)."""
         be = ctx.be
-        return not ((ctx.quick and self.quick == "skip")
-                    or (self.needs is not None and importlib.util.find_spec(self.needs) is None)
-                    or (self.plain_only is not None and not be.is_plain)
-                    or (self.device_free and not be.is_reference))
+        if ctx.quick and self.quick == "skip":
+            return "not run (--quick)", "quick"
+        if self.needs is not None and importlib.util.find_spec(self.needs) is None:
+            return f"{self.needs} is not installed", "skip"
+        if self.plain_only is not None and not be.is_plain:
+            return f"not on {be.name}: {self.plain_only}", "n/a"
+        if self.device_free and not be.is_reference:
+            return ON_THE_REFERENCE
+        return None
+
+    def measured_on(self, ctx: Context) -> bool:
+        """Whether :meth:`judge` measures this claim on ``ctx``'s backend itself (:meth:`not_measured`)."""
+        return self.not_measured(ctx) is None
 
     def judge(self, ctx: Context) -> Result:
-        """Measure in ``ctx`` and apply the rule (:meth:`Rule.verdict`); the flags first: ``quick``, ``needs``,
-        ``plain_only`` and ``device_free`` (off the reference: the reference's value, ``n/a``)."""
+        """Measure in ``ctx`` and apply the rule (:meth:`Rule.verdict`), unless :meth:`not_measured` says why not
+        (a value that does not depend on the backend: the reference's, ``n/a``)."""
         be = ctx.be
 
         def result(ours: str, holds: str, ratio: float | None = None, rule: str | None = None) -> Result:
             return Result(id=self.id, section=self.section, statement=self.statement, book=self.book, ours=ours,
                           holds=holds, rule=rule or self.rule.describe(ctx), ratio=ratio, backend=be.name)
 
-        if ctx.quick and self.quick == "skip":
-            return result("not run (--quick)", "quick")
-        if self.needs is not None and importlib.util.find_spec(self.needs) is None:
-            return result(f"{self.needs} is not installed", "skip")
-        if self.plain_only is not None and not be.is_plain:
-            return result(f"not on {be.name}: {self.plain_only}", "n/a")
-        if self.device_free and not be.is_reference:
+        skipped = self.not_measured(ctx)
+        if skipped == ON_THE_REFERENCE:
             on_cpu = self.rule.verdict(self, ctx.on(REFERENCE_BACKEND))
             return result(on_cpu.ours, "n/a", rule=f"does not depend on the backend: judged on {REFERENCE_BACKEND}")
+        if skipped is not None:
+            return result(*skipped)
         verdict = self.rule.verdict(self, ctx)
         return result(verdict.ours, "quick" if ctx.quick and self.quick == "show" else verdict.holds, verdict.ratio)

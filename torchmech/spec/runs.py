@@ -11,30 +11,28 @@ from pathlib import Path
 from typing import Any
 
 from torchmech.chapter.implementation import Implementation, pieces_of
+from torchmech.chapter.recipes import RECIPES
 from torchmech.chapter.runs import accepts, ensemble_run, mnist_run, mpg_run, xor_notebook_run, xor_run
 from torchmech.runtime.backends import Backend, resolve
 
 
 # --- named runs, computed once per process ---------------------------------------------------------
 def run_pieces(name: str, **kwargs: Any) -> tuple[str, ...]:
-    """The pieces of the implementation under test that the run ``name`` with these arguments uses."""
+    """The pieces of the implementation under test that the run ``name`` with these arguments uses: ``train``
+    and the data's piece where the run trains through them, and its recipe's (:attr:`Recipe.pieces`)."""
     if name == "xor":
-        return ("train", "make_xor", *_MODEL_PIECES.get(str(kwargs.get("model", "logistic")), ()))
+        return ("train", "make_xor", *RECIPES[str(kwargs.get("model", "logistic"))].pieces)
     if name == "xor_notebook":
-        return "train", "make_xor", "ModuleListModel"
+        return "train", "make_xor", *RECIPES["modulelist"].pieces
     if name == "ensemble":
-        return ("make_xor", "NoisyLinear") if kwargs.get("arch") in ("noisy", "noisy0") else ("make_xor",)
+        return ("make_xor", *RECIPES["noisy"].pieces) if kwargs.get("arch") in ("noisy", "noisy0") else ("make_xor",)
     if name == "mpg":
-        return "train", "mpg_features", "mpg_regressor"
+        return "train", "mpg_features", *RECIPES["mpg"].pieces
     if name == "mnist":
-        return ("train", "mnist_mlp", "ShuffledBatches") if kwargs.get("fast", True) else ("train", "mnist_mlp")
+        return ("train", *RECIPES["mnist"].pieces, *(("ShuffledBatches",) if kwargs.get("fast", True) else ()))
     if name == "lightning":
         return ("MultiLayerPerceptron",)
     return ()  # ignite: its own model and loop
-
-
-#: The pieces of each XOR model beyond ``train`` and ``make_xor``.
-_MODEL_PIECES = {"modulelist": ("ModuleListModel",), "noisy": ("NoisyLinear",)}
 
 
 class _Same:
