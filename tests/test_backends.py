@@ -23,7 +23,7 @@ from torchmech.check.conformance import run_conformance
 from torchmech.check.diverge import diverge
 from torchmech.cli import main
 from torchmech.runtime import backends as backends_module
-from torchmech.runtime.backends import BACKENDS, TOLERANCES, Backend, available_backends, backend, usable
+from torchmech.runtime.backends import BACKENDS, TOLERANCES, Backend, available_backends, named, usable
 from torchmech.spec.claims import claims
 from torchmech.spec.core import Context
 from torchmech.spec.runs import Runs
@@ -53,7 +53,7 @@ def test_an_unknown_or_absent_backend_is_a_one_line_error() -> None:
     """The error names the problem and the choices: every backend for a typo, the available ones for one
     this machine lacks."""
     with pytest.raises(ValueError, match=r"^unknown backend 'tpu': choose from cpu, cpu-fp64, compile") as err:
-        backend("tpu")
+        named("tpu")
     assert "\n" not in str(err.value)
     if torch.cuda.is_available():
         pytest.skip("every CUDA backend is available here")
@@ -113,7 +113,7 @@ def test_the_matrix_judges_each_backend_and_fails_a_planted_bug(monkeypatch: pyt
     assert planted.holds == "no" and planted.ratio > 1
     assert ("s7.mpg.loss.epoch20", "planted") in matrix.failed() and matrix.exit_code == 1
     assert not any(b == "deterministic" for _, b in matrix.failed())
-    assert "FAIL" in matrix.verdict() and "planted" in matrix.table().splitlines()[0]
+    assert "FAIL" in matrix.summary() and "planted" in matrix.table().splitlines()[0]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -152,7 +152,7 @@ def test_a_claim_whose_run_raises_is_named_and_the_rest_is_judged(monkeypatch: p
     assert cells["s7.data.rows"].holds == "n/a"
     assert all(r.holds != "error" for b in ("cpu", "deterministic") for r in matrix.cells[b])
     assert matrix.cell("s7.mpg.test_mse", "deterministic").holds == "conforms"
-    assert matrix.exit_code == 1 and f"s7.mpg.test_mse on blows-up raised {message}" in matrix.verdict()
+    assert matrix.exit_code == 1 and f"s7.mpg.test_mse on blows-up raised {message}" in matrix.summary()
     assert json.loads(json.dumps(matrix.to_json()))["cell_errors"][0]["error"] == message
     assert matrix.explain().to_json() == climb_nothing()
 
@@ -212,7 +212,7 @@ def test_diverge_names_the_planted_matmul(tmp_path: Path) -> None:
     code = found.repro(tmp_path / "repro.pt")
     saved = torch.load(tmp_path / "repro.pt", weights_only=False)
     assert isinstance(saved["module"], nn.Linear) and saved["module"].in_features == 8
-    assert [tuple(x.shape) for x in saved["inputs"]] == [(8, 8)] and "backend(name)" in code
+    assert [tuple(x.shape) for x in saved["inputs"]] == [(8, 8)] and "named(name)" in code
 
 
 #: (claim, leaves recorded per step: outputs + gradients) of the runs diverge follows.

@@ -221,8 +221,8 @@ def test_bench_backends_reads_the_conformance_verdict(tmp_path: Path) -> None:
     assert rows["cpu", "xor_mlp"].endswith("holds (0 fail)")
     assert data["verdicts"] == {"cpu": "holds (0 fail)", "deterministic": "1 FAIL"}
     matrix = json.loads(fake.read_text())
-    assert bench.verdicts(matrix, ["cpu-bf16"]) == {"cpu-bf16": "not in matrix"}
-    assert bench.verdicts(matrix | {"quick": True}, ["cpu", "deterministic"]) == {  # a quick matrix says so
+    assert bench.conformance_status(matrix, ["cpu-bf16"]) == {"cpu-bf16": "not in matrix"}
+    assert bench.conformance_status(matrix | {"quick": True}, ["cpu", "deterministic"]) == {  # a quick matrix says so
         "cpu": "holds (0 fail, quick)", "deterministic": "1 FAIL (quick)"}
 
 

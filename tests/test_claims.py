@@ -74,7 +74,7 @@ def test_a_changed_book_value_fails_both_views() -> None:
     finally:
         CLAIMS[i] = target
     assert report.exit_code == 1 and [r.id for r in report.failed] == ["s3.autograd.dL_dw"]
-    assert "FAIL: s3.autograd.dL_dw" in report.verdict()
+    assert "FAIL: s3.autograd.dL_dw" in report.summary()
     with pytest.raises(AssertionError) as failure:
         check(wrong, CPU)
     message = str(failure.value)

@@ -55,9 +55,9 @@ def test_a_torch_newer_than_measured_is_one_line_of_the_verdict() -> None:
     result = Result(id="s1.x", section="s1", statement="", book="1", ours="1", holds="exact", rule="")
     env = {"torch": "2.99.0", "device": "cpu", "device_name": "x", "torchmech": "0", "python": "3", "threads": "2"}
     report = ChapterReport([result], env)
-    assert "torch 2.99.0 is newer than the newest release measured" in report.verdict()
+    assert "torch 2.99.0 is newer than the newest release measured" in report.summary()
     assert report.exit_code == 0
-    assert "newer than" not in ChapterReport([result], env | {"torch": NEWEST_MEASURED}).verdict()
+    assert "newer than" not in ChapterReport([result], env | {"torch": NEWEST_MEASURED}).summary()
 
 
 # --- the recorded sweep (benchmarks/results/releases, made by `make releases`) ----------------------------

@@ -25,7 +25,7 @@ from torchmech.chapter.capacity import EnsembleResult
 from torchmech.chapter.data.mnist import load_mnist, to_float_images
 from torchmech.chapter.graph import grad_fn_dag
 from torchmech.report.chapter import ChapterReport, run_chapter
-from torchmech.report.figures import CAPACITY_ARCHS, QUICK_NOTE, Figure, _capacity_figure
+from torchmech.report.figures import CAPACITY_ARCHS, QUICK_NOTE, SectionFigure, _capacity_figure
 from torchmech.report.page import holds_class
 from torchmech.spec.claims import claims
 from torchmech.spec.core import HOLDS, Context, Result
@@ -48,7 +48,7 @@ def quick(tmp_path_factory: pytest.TempPathFactory, mnist_root: Path, runs: Runs
     return report, out, ctx
 
 
-def _by_file(report: ChapterReport, name: str) -> Figure:
+def _by_file(report: ChapterReport, name: str) -> SectionFigure:
     (fig,) = [f for f in report.figures if f.path is not None and f.path.name == name]
     return fig
 
@@ -258,7 +258,7 @@ def test_html_escapes_every_text(tmp_path: Path) -> None:
     evil = "<script>alert(1)</script> & <img src=http://x>"
     result = Result(id="s1.evil", section="s1", statement=evil, book=evil, ours=evil, holds="exact", rule=evil)
     report = ChapterReport([result], {"torchmech": evil, "torch": "2", "python": "3", "device": "cpu",
-                                      "device_name": evil, "threads": "1"}, figures=[Figure("s1", evil, png)])
+                                      "device_name": evil, "threads": "1"}, figures=[SectionFigure("s1", evil, png)])
     text = report.html()
     page = _parse(text)
     assert "script" not in page.tags and [cid for _, cid in page.rows] == ["s1.evil"]

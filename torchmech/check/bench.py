@@ -21,8 +21,7 @@ from torch.utils import benchmark as tbench
 from torchmech.chapter.models import mlp
 from torchmech.chapter.recipes import RECIPES
 from torchmech.chapter.train import FirstBatches
-from torchmech.runtime.backends import REFERENCE, Backend, usable
-from torchmech.runtime.backends import backend as get_backend
+from torchmech.runtime.backends import REFERENCE_BACKEND, Backend, named, usable
 from torchmech.runtime.console import text_table
 from torchmech.runtime.devices import available_devices, synchronize
 
@@ -141,7 +140,7 @@ def gemm_peak(device: str, precision: str = "fp32", n: int = 2048) -> float:
 def _matmul_mode(precision: str) -> contextlib.AbstractContextManager:
     """The switches a case needs — ``cuda-tf32``'s for ``tf32`` (TF32 on), else ``cuda``'s (TF32 off) — set
     and restored by :meth:`~torchmech.runtime.backends.Backend.active`, the one place that toggles them."""
-    return get_backend("cuda-tf32" if precision == "tf32" else "cuda").active()
+    return named("cuda-tf32" if precision == "tf32" else "cuda").active()
 
 
 def sweep(widths: Iterable[int], batches: Iterable[int], devices: Iterable[str] | None = None,
@@ -227,7 +226,7 @@ def write_results(records: Sequence[Timing], peaks: dict[tuple[str, str], float]
     return [json_path, png_path]
 
 
-# --- speed per backend, beside the conformance verdict ---------------------------------------------------
+# --- speed per backend, beside the conformance status ---------------------------------------------------
 #: The models ``torchmech bench --backends`` times one training step of, at the chapter's batch sizes: bench
 #: name → the chapter's recipe (:data:`~torchmech.chapter.recipes.RECIPES`: builder, loss, optimizer, batch size).
 STEP_MODELS: dict[str, str] = {"xor_mlp": "mlp", "mpg": "mpg", "mnist": "mnist"}
@@ -301,7 +300,7 @@ def time_step(backend: str | Backend, model: str, min_run_time: float = 0.2) -> 
     """
     from torchmech.chapter.train import forward
 
-    be = get_backend(backend)
+    be = named(backend)
     recipe = RECIPES[STEP_MODELS.get(model, model)]
     if be.compile:
         torch._dynamo.reset()
@@ -339,7 +338,7 @@ def time_epoch(backend: str | Backend, batches: object, full: int, repeats: int 
 
     from torchmech.chapter.train import multiclass_correct, train
 
-    be = get_backend(backend)
+    be = named(backend)
     if be.compile:
         torch._dynamo.reset()
 
@@ -370,7 +369,7 @@ def time_backends(backends: Sequence[str], models: Sequence[str] = BACKEND_MODEL
     Raises ``ValueError`` (one line) for an unknown or unavailable backend or an unknown model, before
     timing anything. ``progress(backend)`` after each backend.
     """
-    names = list(dict.fromkeys([REFERENCE, *(usable(b).name for b in backends)]))
+    names = list(dict.fromkeys([REFERENCE_BACKEND, *(usable(b).name for b in backends)]))
     unknown = [m for m in models if m not in BACKEND_MODELS]
     if unknown:
         raise ValueError(f"unknown model(s) {', '.join(unknown)}: choose from {', '.join(BACKEND_MODELS)}")
@@ -392,7 +391,7 @@ def time_backends(backends: Sequence[str], models: Sequence[str] = BACKEND_MODEL
             records.append(time_epoch(be, batches, len(whole), repeats))  # type: ignore[arg-type]
         if progress is not None:
             progress(name)
-    reference = {r.model: r.median_s for r in records if r.backend == REFERENCE}
+    reference = {r.model: r.median_s for r in records if r.backend == REFERENCE_BACKEND}
     return [replace(r, ratio=r.median_s / reference[r.model]) for r in records]
 
 
@@ -415,8 +414,8 @@ def read_conformance(path: Path | None) -> dict | None:
     return data
 
 
-def verdicts(matrix: dict | None, backends: Iterable[str]) -> dict[str, str]:
-    """Per backend, the conformance verdict of ``matrix`` (:func:`read_conformance`): ``holds (0 fail)``,
+def conformance_status(matrix: dict | None, backends: Iterable[str]) -> dict[str, str]:
+    """Per backend, its status in the conformance matrix ``matrix`` (:func:`read_conformance`): ``holds (0 fail)``,
     ``N FAIL`` (its failing cells), ``not in matrix``, or ``not run`` without a matrix. A quick matrix
     says so: ``holds (0 fail, quick)``, ``N FAIL (quick)``."""
     out: dict[str, str] = {}
@@ -438,13 +437,13 @@ def _model_label(r: BackendTiming) -> str:
     return f"mnist epoch {r.steps}/{round(r.steps / r.fraction)}" if r.fraction else "mnist epoch"
 
 
-def format_backend_table(records: Sequence[BackendTiming], verdict: dict[str, str]) -> str:
+def format_backend_table(records: Sequence[BackendTiming], status: dict[str, str]) -> str:
     """One row per backend × model: compile s, step ms, × cpu, epoch s (epoch rows), and the backend's
-    conformance verdict."""
+    conformance status."""
     header = ("backend", "model", "batch", "compile s", "step ms", "× cpu", "epoch s", "conforms")
     rows = [(r.backend, _model_label(r), str(r.batch), f"{r.compile_s:.2f}", f"{r.step_s * 1e3:.3f}",
              "—" if r.ratio is None else f"{r.ratio:.2f}", f"{r.median_s:.2f}" if r.model == EPOCH else "",
-             verdict.get(r.backend, "not run")) for r in records]
+             status.get(r.backend, "not run")) for r in records]
     return text_table(header, rows, right={2, 3, 4, 5, 6})
 
 
@@ -456,13 +455,14 @@ def inductor_caches() -> str:
     return "off" if inductor.force_disable_caches or not inductor.fx_graph_cache else "on"
 
 
-def write_backend_results(records: Sequence[BackendTiming], verdict: dict[str, str], out_dir: Path,
+def write_backend_results(records: Sequence[BackendTiming], status: dict[str, str], out_dir: Path,
                           environment: dict[str, str], quick: bool, conformance: Path | None) -> Path:
-    """``OUT/bench-backends.json``: every backend × model (with ``step_s``), the verdicts, the environment."""
+    """``OUT/bench-backends.json``: every backend × model (with ``step_s``), each backend's conformance status (the
+    key ``verdicts``, as files already written have it), the environment."""
     out_dir.mkdir(parents=True, exist_ok=True)
     data = {"environment": environment, "quick": quick, "inductor_caches": inductor_caches(),
-            "conformance": str(conformance) if conformance else None, "verdicts": verdict,
-            "records": [asdict(r) | {"step_s": r.step_s, "conforms": verdict.get(r.backend, "not run")}
+            "conformance": str(conformance) if conformance else None, "verdicts": status,
+            "records": [asdict(r) | {"step_s": r.step_s, "conforms": status.get(r.backend, "not run")}
                         for r in records]}
     path = out_dir / "bench-backends.json"
     path.write_text(json.dumps(data, indent=2))

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from torchmech.runtime.backends import ARBITER, BACKENDS, REFERENCE, TOLERANCES, usable
+from torchmech.runtime.backends import ARBITER, BACKENDS, REFERENCE_BACKEND, TOLERANCES, usable
 from torchmech.runtime.console import text_table
 from torchmech.spec.claims import claims
 from torchmech.spec.core import Context, Result
@@ -111,7 +111,8 @@ class Matrix:
         text = text_table(("claim", *self.backends), [*rows, times])
         return text + (f"\n\n{self.ladder.table()}" if self.ladder is not None else "")
 
-    def verdict(self) -> str:
+    def summary(self) -> str:
+        """The closing line: how many judged cells hold, the largest error ratio, what failed or raised."""
         failed = self.failed()
         n = sum(1 for b in self.backends for r in self.cells[b] if r.holds not in (SAME, "quick", "skip", "arbiter"))
         worst = max(((r.ratio, r.id, b) for b in self.backends for r in self.cells[b] if r.ratio is not None),
@@ -184,7 +185,7 @@ def chosen_backends(names: Sequence[str] | None) -> list[str]:
     names = list(names) if names else available_backends()
     for name in names:
         usable(name)
-    return list(dict.fromkeys([REFERENCE, ARBITER, *names]))
+    return list(dict.fromkeys([REFERENCE_BACKEND, ARBITER, *names]))
 
 
 def measure_column(name: str, sections: Sequence[str] | None = None, quick: bool = False,
@@ -235,7 +236,7 @@ def run_conformance(backends: Sequence[str] | None = None, sections: Sequence[st
     matrix.workers = max(1, min(workers, len(names)))
     for name, outcome in _columns(names, sections, quick, data, matrix.workers):
         if isinstance(outcome, BaseException):  # the other columns are still measured and judged
-            if name in (REFERENCE, ARBITER):
+            if name in (REFERENCE_BACKEND, ARBITER):
                 raise RuntimeError(f"the {name} column raised {_one_line(outcome)}: nothing can be judged") \
                     from outcome
             matrix.errors[name] = _one_line(outcome)
@@ -264,7 +265,7 @@ def _cell(claim: Any, ctx: Context, matrix: Matrix) -> Result:
     error = (f"the column raised {matrix.errors[name]}" if measured and name in matrix.errors
              else matrix.cell_errors.get((claim.id, name)))
     if error is None and (measured or claim.device_free):
-        error = next((f"{b}'s measure raised {matrix.cell_errors[claim.id, b]}" for b in (REFERENCE, ARBITER)
+        error = next((f"{b}'s measure raised {matrix.cell_errors[claim.id, b]}" for b in (REFERENCE_BACKEND, ARBITER)
                       if (claim.id, b) in matrix.cell_errors), None)
     if error is None:
         return claim.judge(ctx)

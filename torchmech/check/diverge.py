@@ -35,8 +35,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from torchmech.runtime.backends import ARBITER, Backend
-from torchmech.runtime.backends import backend as get_backend
+from torchmech.runtime.backends import ARBITER, Backend, named
 from torchmech.spec.claims import claims
 
 
@@ -258,10 +257,10 @@ class Divergence:
         if ea.module is None:
             return f"# {self.ratios[self.first][0]} is a gradient: replay the run with `torchmech diverge`"
         torch.save({"module": ea.module, "inputs": ea.inputs}, path)
-        return (f"import torch\nfrom torchmech.runtime.backends import backend\n"
+        return (f"import torch\nfrom torchmech.runtime.backends import named\n"
                 f"r = torch.load({str(path)!r}, weights_only=False)\n"
                 f"for name in ({self.a!r}, {self.b!r}, 'cpu-fp64'):\n"
-                f"    be = backend(name)\n"
+                f"    be = named(name)\n"
                 f"    m = be.prepare(r['module'])\n"
                 f"    with be.active(), be.autocast_context():\n"
                 f"        print(name, m(*(be.cast(x) for x in r['inputs'])))")
@@ -300,8 +299,8 @@ def diverge(a: str | Backend = "cpu", b: str | Backend = "compile", claim_id: st
     eager does. If ``b`` then follows ``a`` within budget, the difference was the random draws, not the
     arithmetic: nothing is found; otherwise the first operation over budget with eager's draws is named.
     Either way the report says so (``note``)."""
-    be_a, be_b = get_backend(a), get_backend(b)
-    streams = _aligned(tuple(record(be, claim_id, steps, data) for be in (be_a, be_b, get_backend(ARBITER))))
+    be_a, be_b = named(a), named(b)
+    streams = _aligned(tuple(record(be, claim_id, steps, data) for be in (be_a, be_b, named(ARBITER))))
     ratios, first = _judge(streams, be_a, be_b)
     found = Divergence(be_a.name, be_b.name, claim_id, steps, ratios, first, streams)
     if first is None or not be_b.compile or be_b.compiler != "inductor" or ("fallback_random", True) in be_b.inductor:

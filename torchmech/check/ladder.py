@@ -20,8 +20,8 @@ prints the ladder under the matrix and writes ``ladder.json``.
 
 Example::
 
-    >>> from torchmech.runtime.backends import backend
-    >>> [r.name for r in RUNGS if r.applies(backend("compile"))]
+    >>> from torchmech.runtime.backends import named
+    >>> [r.name for r in RUNGS if r.applies(named("compile"))]
     ['fallback_random', 'emulate_precision_casts', 'aot_eager', 'eager', 'deterministic']
 """
 
@@ -33,8 +33,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from torchmech.runtime.backends import REFERENCE, Backend
-from torchmech.runtime.backends import backend as get_backend
+from torchmech.runtime.backends import REFERENCE_BACKEND, Backend, named
 from torchmech.spec.claims import claim as get_claim
 from torchmech.spec.core import Context, Result
 
@@ -80,7 +79,7 @@ def _diverging_module_in_float32(be: Backend, claim_id: str, data: Path | None) 
         recipe_of(claim_id)
     except ValueError:
         raise NotApplicable(f"{claim_id} has no training run to find its diverging module in") from None
-    found = diverge(REFERENCE, be, claim_id, steps=3, data=data)
+    found = diverge(REFERENCE_BACKEND, be, claim_id, steps=3, data=data)
     if found.module is None:
         raise NotApplicable("diverge finds no operation over budget in the run's first 3 steps")
     return replace(be, fp32_modules=(*be.fp32_modules, found.module))
@@ -241,7 +240,7 @@ def climb(failing: Sequence[Result], quick: bool = False, data: Path | None = No
         return steps[key]
 
     for result in failing:
-        be = get_backend(result.backend)
+        be = named(result.backend)
         claim = get_claim(result.id)
         for rung in rungs:
             if not rung.applies(be):

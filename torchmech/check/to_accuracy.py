@@ -34,7 +34,7 @@ from typing import Any
 import torch
 
 from torchmech.chapter.recipes import RECIPES
-from torchmech.runtime.backends import REFERENCE, Backend, usable
+from torchmech.runtime.backends import REFERENCE_BACKEND, Backend, usable
 from torchmech.runtime.console import text_table
 from torchmech.runtime.devices import synchronize
 from torchmech.spec.claims import MPG_LOSSES, claim
@@ -189,7 +189,7 @@ def time_to_accuracy(backends: Sequence[str], models: Sequence[str] = MODELS, da
     """Per backend (``cpu`` always, first: the ratios are to it) and model, the time to its target.
 
     Raises ``ValueError`` (one line) for an unknown or unavailable backend or an unknown model, before training."""
-    names = list(dict.fromkeys([REFERENCE, *(usable(b).name for b in backends)]))
+    names = list(dict.fromkeys([REFERENCE_BACKEND, *(usable(b).name for b in backends)]))
     unknown = [m for m in models if m not in MODELS]
     if unknown:
         raise ValueError(f"unknown model(s) {', '.join(unknown)}: choose from {', '.join(MODELS)}")
@@ -199,38 +199,39 @@ def time_to_accuracy(backends: Sequence[str], models: Sequence[str] = MODELS, da
             try:
                 rows.append(to_accuracy(trace(name, model, data), TARGETS[model]))
             except Exception as err:  # named in its row; the other backends are still timed
-                if name == REFERENCE:
+                if name == REFERENCE_BACKEND:
                     raise
                 lines = str(err).strip().splitlines()
                 rows.append(ToAccuracy(name, model, TARGETS[model].describe(), None, None, 0.0, math.nan, math.nan, 0,
                                        error=f"{type(err).__name__}: {lines[0] if lines else ''}"))
         if progress is not None:
             progress(name)
-    cpu = {r.model: r.seconds for r in rows if r.backend == REFERENCE}
+    cpu = {r.model: r.seconds for r in rows if r.backend == REFERENCE_BACKEND}
     return [r if r.seconds is None or not cpu.get(r.model) else
             ToAccuracy(**(asdict(r) | {"ratio": r.seconds / cpu[r.model]})) for r in rows]
 
 
-def format_table(rows: Sequence[ToAccuracy], verdict: dict[str, str]) -> str:
+def format_table(rows: Sequence[ToAccuracy], status: dict[str, str]) -> str:
     """One row per backend × model: epochs and seconds to the target, × cpu, the first epoch's extra
-    (compiling), one epoch's seconds, the final quality and the backend's conformance verdict."""
+    (compiling), one epoch's seconds, the final quality and the backend's conformance status."""
     header = ("backend", "model", "target", "epochs", "seconds", "× cpu", "first extra s", "epoch s", "final",
               "conforms")
     body = [(r.backend, r.model, r.target, "—" if r.epochs is None else f"{r.epochs}/{r.trained_epochs}",
              (f"error ({r.error})" if r.error else "not reached") if r.seconds is None else f"{r.seconds:.2f}",
              "—" if r.ratio is None else f"{r.ratio:.2f}",
-             f"{r.first_extra_s:.2f}", f"{r.epoch_s:.3f}", f"{r.final:.4f}", verdict.get(r.backend, "not run"))
+             f"{r.first_extra_s:.2f}", f"{r.epoch_s:.3f}", f"{r.final:.4f}", status.get(r.backend, "not run"))
             for r in rows]
     return text_table(header, body, right={3, 4, 5, 6, 7, 8})
 
 
-def write(rows: Sequence[ToAccuracy], verdict: dict[str, str], out_dir: Path, environment: dict[str, str],
+def write(rows: Sequence[ToAccuracy], status: dict[str, str], out_dir: Path, environment: dict[str, str],
           conformance: Path | None) -> Path:
-    """``OUT/bench-to-accuracy.json``: the targets, every backend × model, the verdicts, the environment."""
+    """``OUT/bench-to-accuracy.json``: the targets, every backend × model, each backend's conformance status
+    (the key ``verdicts``), the environment."""
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "bench-to-accuracy.json"
     path.write_text(json.dumps({"environment": environment, "targets": {m: asdict(t) for m, t in TARGETS.items()},
-                                "conformance": str(conformance) if conformance else None, "verdicts": verdict,
-                                "rows": [asdict(r) | {"conforms": verdict.get(r.backend, "not run")} for r in rows]},
+                                "conformance": str(conformance) if conformance else None, "verdicts": status,
+                                "rows": [asdict(r) | {"conforms": status.get(r.backend, "not run")} for r in rows]},
                                indent=2))
     return path

@@ -148,7 +148,7 @@ def _ignite(args: argparse.Namespace, device: torch.device) -> dict:
 
 def _bench(args: argparse.Namespace, device: torch.device) -> Output:
     """``torchmech bench``: the width × batch sweep, or with ``--backends`` the chapter's models per backend
-    beside each backend's conformance verdict (``--threads`` holds for this command only)."""
+    beside each backend's conformance status (``--threads`` holds for this command only)."""
     import torch
 
     from torchmech.check import bench
@@ -170,16 +170,16 @@ def _bench(args: argparse.Namespace, device: torch.device) -> Output:
                         progress=lambda name: (bar.set_postfix_str(f"{name} done"), bar.update()))
             except ValueError as err:  # an unknown or unavailable backend, an unknown model, a bad conformance file
                 raise CommandError(str(err)) from None
-            verdict = bench.verdicts(matrix, dict.fromkeys(r.backend for r in records))
-            path = bench.write_backend_results(records, verdict, args.out, environment("cpu"), args.quick,
+            status = bench.conformance_status(matrix, dict.fromkeys(r.backend for r in records))
+            path = bench.write_backend_results(records, status, args.out, environment("cpu"), args.quick,
                                                args.conformance)
-            text = (bench.format_backend_table(records, verdict)
+            text = (bench.format_backend_table(records, status)
                     + "\n\ncompile s: the first call (compiling, under compile) minus the steady-state median; "
                     "step ms: median of one training step (forward, backward, optimizer step); × cpu: against "
                     "the cpu backend; mnist epoch: §8's MLP on the exact-order fast path; "
                     f"{torch.get_num_threads()} CPU threads; inductor caches {bench.inductor_caches()} "
                     f"(TORCHINDUCTOR_FORCE_DISABLE_CACHES=1: cold compiles).\nwrote {path}")
-            return Output({"backends": list(verdict), "quick": args.quick, "conformance": verdict,
+            return Output({"backends": list(status), "quick": args.quick, "conformance": status,
                            "files": [str(path)], "records": [r.__dict__ | {"step_s": r.step_s} for r in records]},
                           text, [path])
         devices = [str(resolve_device(d)) for d in args.device] if args.device else available_devices()
@@ -222,13 +222,13 @@ def _to_accuracy(args: argparse.Namespace) -> Output:
                                                                        bar.update()))
     except ValueError as err:  # an unknown or unavailable backend, an unknown model, a bad conformance file
         raise CommandError(str(err)) from None
-    verdict = bench.verdicts(matrix, dict.fromkeys(r.backend for r in rows))
-    path = to_accuracy.write(rows, verdict, args.out, environment("cpu"), args.conformance)
-    text = (to_accuracy.format_table(rows, verdict)
+    status = bench.conformance_status(matrix, dict.fromkeys(r.backend for r in rows))
+    path = to_accuracy.write(rows, status, args.out, environment("cpu"), args.conformance)
+    text = (to_accuracy.format_table(rows, status)
             + "\n\nseconds: training time through the first epoch that reaches the target, each epoch timed, the "
             "first counted as the median of the others (its extra, compiling under compile, apart); the quality "
             f"is measured after each epoch, off the clock; {torch.get_num_threads()} CPU threads.\nwrote {path}")
-    return Output({"backends": list(verdict), "conformance": verdict, "files": [str(path)],
+    return Output({"backends": list(status), "conformance": status, "files": [str(path)],
                    "targets": {m: t.describe() for m, t in to_accuracy.TARGETS.items()},
                    "rows": [r.__dict__ for r in rows]}, text, [path])
 
@@ -346,7 +346,7 @@ def _chapter(args: argparse.Namespace, device: torch.device) -> Written:
     with _steps(len(chosen), "chapter", import_lightning="s9" in chosen) as done:
         rep = report.run_chapter(device, args.sections, quick=args.quick, out=args.out, progress=done, data=args.data)
         files = rep.write(args.out)
-    return Written(rep, files, rep.verdict(files[0]))
+    return Written(rep, files, rep.summary(files[0]))
 
 
 def _conformance(args: argparse.Namespace, device: None) -> Written:
@@ -366,7 +366,7 @@ def _conformance(args: argparse.Namespace, device: None) -> Written:
         with _steps(len(matrix.failed()), "ladder", import_lightning=False) as done:
             matrix.explain(args.data, progress=done)
         files = matrix.write(args.out)
-    return Written(matrix, files, f"{matrix.verdict()}; report: {files[0]}, heat map: {files[1]}"
+    return Written(matrix, files, f"{matrix.summary()}; report: {files[0]}, heat map: {files[1]}"
                    + (f", ladder: {files[2]}" if len(files) > 2 else ""))
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from torchmech import SECTIONS
-from torchmech.report.figures import FIGURES, Figure
+from torchmech.report.figures import FIGURES, SectionFigure
 from torchmech.runtime.console import text_table
 from torchmech.runtime.devices import NEWEST_MEASURED, environment, newer_than_measured, resolve_device
 from torchmech.spec.claims import claims
@@ -38,7 +38,7 @@ class ChapterReport:
     results: list[Result]
     environment: dict[str, str]
     quick: bool = False
-    figures: list[Figure] = field(default_factory=list)
+    figures: list[SectionFigure] = field(default_factory=list)
 
     @property
     def failed(self) -> list[Result]:
@@ -67,7 +67,7 @@ class ChapterReport:
         rows = [tuple(v if len(v) <= c else v[: c - 1] + "…" for v, c in zip(r, clip, strict=True)) for r in rows]
         return text_table(header, rows)
 
-    def verdict(self, report_file: Path | None = None) -> str:
+    def summary(self, report_file: Path | None = None) -> str:
         """The closing line: how many claims hold, on what, and where the report went."""
         env, n = self.environment, len(self.results)
         unchecked = sum(r.holds in ("quick", "skip") for r in self.results)

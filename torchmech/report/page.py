@@ -21,7 +21,7 @@ from torchmech import SECTIONS
 from torchmech.spec.core import HOLDS
 
 if TYPE_CHECKING:
-    from torchmech.report.figures import Figure
+    from torchmech.report.figures import SectionFigure
     from torchmech.spec.core import Result
 
 
@@ -31,12 +31,12 @@ class Report(Protocol):
 
     environment: dict[str, str]
     results: list[Result]
-    figures: list[Figure]
+    figures: list[SectionFigure]
     quick: bool
 
     def counts(self) -> dict[str, int]: ...
 
-    def verdict(self) -> str: ...
+    def summary(self) -> str: ...
 
 #: The *holds* column's colours: (background, text) per verdict.
 HOLDS_COLOURS: dict[str, tuple[str, str]] = {
@@ -61,7 +61,7 @@ body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu San
 h1 { font-size: 1.9rem; margin: 0 0 .3rem; }
 h2 { font-size: 1.35rem; margin: 2.4rem 0 .6rem; padding-bottom: .25rem; border-bottom: 2px solid var(--rule); }
 .sub, .env-line, .note, footer { color: var(--muted); }
-.verdict { font-size: 1.1rem; font-weight: 600; margin: .8rem 0 .4rem; }
+.summary { font-size: 1.1rem; font-weight: 600; margin: .8rem 0 .4rem; }
 .quick-banner { background: #fef9c3; border: 1px solid #fde047; padding: .5rem .8rem; border-radius: 6px; }
 nav ol { columns: 3; padding-left: 1.2rem; margin: .6rem 0; }
 nav a { color: #1d4ed8; text-decoration: none; }
@@ -142,7 +142,7 @@ def _claims_table(results: Iterable) -> list[str]:
     return [*rows, "</tbody></table>"]
 
 
-def _figure(fig: Figure) -> str:
+def _figure(fig: SectionFigure) -> str:
     if fig.path is None or fig.path.suffix != ".png" or not fig.path.is_file():
         return f'<p class="note">{inline(fig.caption)}</p>'
     alt = html.escape(fig.caption.split(":")[0].replace("`", ""), quote=True)
@@ -166,7 +166,7 @@ def render(report: Report) -> str:
            "printed value beside the value measured by this run, and how it holds.</p>",
            f'<p class="env-line">torch {html.escape(env["torch"])} on {html.escape(env["device"])} '
            f'({html.escape(env["device_name"])}), torchmech {html.escape(env["torchmech"])}</p>',
-           f'<p class="verdict">{html.escape(report.verdict())}</p>', f'<p class="counts">{counts}</p>']
+           f'<p class="summary">{html.escape(report.summary())}</p>', f'<p class="counts">{counts}</p>']
     if report.quick:
         out.append('<p class="quick-banner"><strong>Quick run</strong>: the long trainings were trimmed (MNIST to 2 '
                    "epochs, Lightning and Ignite to one short epoch, no 256-seed ensembles); their claims say "

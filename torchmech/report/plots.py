@@ -388,7 +388,7 @@ def saliency_pair(images: torch.Tensor, labels: Sequence[int], grads: torch.Tens
     return _save(fig, path)
 
 
-def tensorboard_scalars(versions: dict[str, dict[str, list[tuple[int, int, float]]]], path: Path) -> Path:
+def plot_tensorboard_scalars(versions: dict[str, dict[str, list[tuple[int, int, float]]]], path: Path) -> Path:
     """§9: the scalars TensorBoard shows, per ``version_N``: losses against the training step,
     accuracies against the epoch, and ``test_acc`` (the best checkpoint's) as a star.
 

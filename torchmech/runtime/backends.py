@@ -24,9 +24,9 @@ Adding a backend is one entry of :data:`BACKENDS`.
 
 Example::
 
-    >>> backend("cpu-fp64").cast(torch.ones(2)).dtype
+    >>> named("cpu-fp64").cast(torch.ones(2)).dtype
     torch.float64
-    >>> sorted(b for b in ("cpu", "cpu-fp64", "compile") if backend(b).missing() is None)
+    >>> sorted(b for b in ("cpu", "cpu-fp64", "compile") if named(b).missing() is None)
     ['compile', 'cpu', 'cpu-fp64']
 """
 
@@ -303,11 +303,12 @@ BACKENDS: dict[str, Backend] = {b.name: b for b in (
 )}
 
 #: The reference and the arbiter.
-REFERENCE, ARBITER = "cpu", "cpu-fp64"
+REFERENCE_BACKEND, ARBITER = "cpu", "cpu-fp64"
 
 
-def backend(name: str | Backend) -> Backend:
-    """The backend called ``name``; an unknown name is a one-line error naming the known ones."""
+def named(name: str | Backend) -> Backend:
+    """The backend called ``name`` (a :class:`Backend` is itself); an unknown name is a one-line error naming the
+    known ones. The one lookup: :func:`usable` adds the check that it runs here, :func:`resolve` the default."""
     if isinstance(name, Backend):
         return name
     if name not in BACKENDS:
@@ -322,7 +323,7 @@ def available_backends() -> list[str]:
 
 def usable(name: str) -> Backend:
     """The backend ``name`` if it can run here; else a one-line ``ValueError`` naming the available ones."""
-    b = backend(name)
+    b = named(name)
     reason = b.missing()
     if reason is not None:
         raise ValueError(f"backend {name!r} is not available here ({reason}): "
@@ -330,18 +331,15 @@ def usable(name: str) -> Backend:
     return b
 
 
-def eager(device: str | torch.device) -> Backend:
-    """The plain backend of a device kind: ``cpu``, ``cuda`` or ``mps``."""
-    return backend(torch.device(device).type)
+def plain(device: str | torch.device) -> Backend:
+    """The plain (eager, float32) backend of ``device``, its index kept (``cuda:1``); availability is not
+    checked."""
+    return replace(named(torch.device(device).type), device=str(device))
 
 
-def plain(device: torch.device) -> Backend:
-    """The plain (eager) backend of ``device``, its index kept (``cuda:1``); availability is not checked."""
-    return replace(eager(device), device=str(device))
-
-
-def resolve(backend_: str | Backend | None = None, device: str | torch.device | None = "cpu") -> Backend:
-    """What a run uses: the named backend, or (``None``) eager on ``device`` (checked: it must exist here)."""
-    if backend_ is not None:
-        return backend(backend_)
+def resolve(name: str | Backend | None = None, device: str | torch.device | None = "cpu") -> Backend:
+    """What a run uses: the backend ``name``, or (``None``) the plain backend of ``device`` (checked: it must
+    exist here)."""
+    if name is not None:
+        return named(name)
     return plain(resolve_device(device))

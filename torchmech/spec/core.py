@@ -25,9 +25,7 @@ from typing import Any
 import torch
 
 from torchmech.chapter.implementation import REFERENCE, Implementation
-from torchmech.runtime.backends import ARBITER, Backend, plain
-from torchmech.runtime.backends import REFERENCE as REFERENCE_BACKEND
-from torchmech.runtime.backends import backend as get_backend
+from torchmech.runtime.backends import ARBITER, REFERENCE_BACKEND, Backend, named, plain
 from torchmech.spec.runs import SHARED, Runs
 
 #: What the *holds* column can say, from strongest to failing.
@@ -75,12 +73,12 @@ class Context:
     @property
     def be(self) -> Backend:
         """The :class:`~torchmech.runtime.backends.Backend` the measures run on."""
-        return plain(self.device) if self.backend == "eager" else get_backend(self.backend)
+        return plain(self.device) if self.backend == "eager" else named(self.backend)
 
     def on(self, backend: str | Backend) -> Context:
         """The same context on another backend (a name, or a :class:`~torchmech.runtime.backends.Backend`: the
         ladder's changed ones), its device too."""
-        return replace(self, backend=backend, device=torch.device(get_backend(backend).device))
+        return replace(self, backend=backend, device=torch.device(named(backend).device))
 
     def tensor(self, value: Any, requires_grad: bool = False) -> torch.Tensor:
         """``torch.tensor(value)`` on the backend's device, floats in its dtype (a leaf)."""
