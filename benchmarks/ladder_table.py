@@ -1,6 +1,6 @@
 """The mitigation ladder on this machine: planted failing backends climbed, and what each rung costs.
 
-Two parts, written to one JSON file (the README's ladder tables come from it):
+Two parts, written to one JSON file (docs/checking-a-backend.md's ladder tables come from it):
 
 * ``planted``: §7 and §8 (MNIST trimmed to 2 epochs) judged on backends that fail — TF32 rounding emulated
   on every Linear and judged as float32 (tests/planted.py), and bf16 autocast judged as float32 — and the

@@ -187,6 +187,72 @@ def test_every_command_result_keeps_the_one_protocol() -> None:
     assert isinstance(Output({"a": 1}), CommandResult) and not isinstance(object(), CommandResult)
 
 
+#: Libraries slow to import (Lightning ~3 s, matplotlib, scikit-learn, pandas…) or optional: a module of torchmech
+#: that imports one at its top is itself imported inside the functions that need it.
+HEAVY = ("lightning", "matplotlib", "ignite", "tensorboard", "sklearn", "pandas", "torchvision", "mlxtend", "scipy",
+         "nbformat", "nbclient")
+
+
+def _top_level_imports(file: Path) -> set[str]:
+    names = set()
+    for node in ast.parse(file.read_text()).body:
+        if isinstance(node, ast.Import):
+            names |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.add(node.module)
+    return names
+
+
+def late_imports(package: Path) -> list[str]:
+    """Each import of one of the package's own modules made inside a function, as ``module:line → target``, but
+    in ``cli/`` (a command imports what it runs: ``--help`` stays instant) and of a module that imports a
+    :data:`HEAVY` library at its top (imported when needed)."""
+    files = {}
+    for file in package.rglob("*.py"):
+        parts = file.relative_to(package.parent).with_suffix("").parts
+        files[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = file
+    heavy = {m for m, f in files.items() if any(i.split(".")[0] in HEAVY for i in _top_level_imports(f))}
+    found = []
+    for name, file in sorted(files.items()):
+        if room(name) == "cli":
+            continue
+        for fn in ast.walk(ast.parse(file.read_text())):
+            if not isinstance(fn, ast.FunctionDef | ast.AsyncFunctionDef):
+                continue
+            for node in ast.walk(fn):
+                if isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                    targets = [node.module, *(f"{node.module}.{a.name}" for a in node.names)]
+                elif isinstance(node, ast.Import):
+                    targets = [a.name for a in node.names]
+                else:
+                    continue
+                own = [t for t in targets if t in files]
+                if own and not heavy & set(own) and own[0].split(".")[0] == package.name:
+                    found.append(f"{name}:{node.lineno} → {max(own, key=len)}")
+    return found
+
+
+def test_own_modules_are_imported_at_the_top() -> None:
+    """An import of one of torchmech's modules stands at its importer's top, where it shows the dependency; only
+    cli/ and heavy modules (Lightning's, matplotlib's, pandas'…) are imported inside the functions that use them."""
+    assert late_imports(ROOT / "torchmech") == []
+
+
+def test_the_late_import_finder_finds_a_planted_one(tmp_path: Path) -> None:
+    """A function-level import of a light module is found; of a heavy one, or in cli/, it is not."""
+    pkg = tmp_path / "torchmech"
+    for room_ in ("chapter", "report", "cli"):
+        (pkg / room_).mkdir(parents=True)
+        (pkg / room_ / "__init__.py").write_text("")
+    (pkg / "__init__.py").write_text("")
+    (pkg / "chapter" / "models.py").write_text("import torch\n")
+    (pkg / "report" / "plots.py").write_text("import matplotlib\n")
+    (pkg / "report" / "page.py").write_text("def f():\n    from torchmech.report import plots\n"
+                                            "    from torchmech.chapter.models import x\n")
+    (pkg / "cli" / "commands.py").write_text("def g():\n    from torchmech.chapter import models\n")
+    assert late_imports(pkg) == ["torchmech.report.page:3 → torchmech.chapter.models"]
+
+
 def test_torchmech_has_no_import_cycle() -> None:
     """No module of torchmech/ reaches itself through imports of any kind."""
     graph = import_graph(ROOT / "torchmech")

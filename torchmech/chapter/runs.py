@@ -10,7 +10,7 @@
 
 Every run takes the chapter's pieces it uses (``train``, ``make_xor``, ``ModuleListModel``,
 ``NoisyLinear``, ``mpg_features``, ``mpg_regressor``, ``mnist_mlp``, ``ShuffledBatches``,
-``MultiLayerPerceptron``) from ``impl=``: an :class:`~torchmech.spec.claims.Implementation` or any object
+``MultiLayerPerceptron``) from ``impl=``: an :class:`~torchmech.chapter.implementation.Implementation` or any object
 with attributes of those names (``None``: the reference, torchmech itself). So a learner's ``train``
 or ``NoisyLinear`` meets §5–§9's claims; :class:`torchmech.spec.runs.Runs` computes each run once per process
 and keeps a learner's results apart from the reference's.

@@ -20,7 +20,8 @@ from torch.utils import benchmark as tbench
 
 from torchmech.chapter.models import mlp
 from torchmech.chapter.recipes import RECIPES
-from torchmech.chapter.train import FirstBatches
+from torchmech.chapter.runs import mnist_train_batches
+from torchmech.chapter.train import FirstBatches, forward, multiclass_correct, train
 from torchmech.runtime.backends import REFERENCE_BACKEND, Backend, named, usable
 from torchmech.runtime.console import text_table
 from torchmech.runtime.devices import available_devices, synchronize
@@ -298,7 +299,6 @@ def time_step(backend: str | Backend, model: str, min_run_time: float = 0.2) -> 
     and device-resident, as on the fast path. Under ``compile``, dynamo's in-process cache is reset first,
     so the first call compiles (inductor's on-disk caches, when enabled, may still shorten it).
     """
-    from torchmech.chapter.train import forward
 
     be = named(backend)
     recipe = RECIPES[STEP_MODELS.get(model, model)]
@@ -335,8 +335,6 @@ def time_epoch(backend: str | Backend, batches: object, full: int, repeats: int 
     the model's construction is outside the clock, ``train`` (prepare, cast, autocast, active) inside.
     ``full``: the batches of a whole epoch (for the fraction)."""
     import statistics
-
-    from torchmech.chapter.train import multiclass_correct, train
 
     be = named(backend)
     if be.compile:
@@ -383,7 +381,6 @@ def time_backends(backends: Sequence[str], models: Sequence[str] = BACKEND_MODEL
                 records.append(time_step(be, model, min_run_time))
                 continue
             if be.device not in epoch_data:  # loaded once per device, outside the clock
-                from torchmech.chapter.runs import mnist_train_batches
 
                 epoch_data[be.device] = mnist_train_batches(data, True, torch.device(be.device))
             whole = epoch_data[be.device]

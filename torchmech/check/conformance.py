@@ -30,8 +30,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from torchmech.runtime.backends import ARBITER, BACKENDS, REFERENCE_BACKEND, TOLERANCES, usable
-from torchmech.runtime.console import text_table
+from torchmech.check.ladder import climb
+from torchmech.runtime.backends import ARBITER, BACKENDS, REFERENCE_BACKEND, TOLERANCES, available_backends, usable
+from torchmech.runtime.console import quiet, text_table
+from torchmech.runtime.devices import environment
 from torchmech.spec.claims import claims
 from torchmech.spec.core import Context, Result
 
@@ -60,7 +62,6 @@ class Matrix:
     def explain(self, data: Path | None = None, progress: Callable[[str], None] | None = None) -> Any:
         """Climb the mitigation ladder for every failing cell (:func:`torchmech.check.ladder.climb`); kept in
         ``ladder``, shown under the table and written as ``ladder.json``."""
-        from torchmech.check.ladder import climb
 
         failing = [r for r in (self.cell(i, b) for i, b in self.failed()) if r.holds == "no"]
         self.ladder = climb(failing, quick=self.quick, data=data, progress=progress, known=self.known)
@@ -180,7 +181,6 @@ def chosen_backends(names: Sequence[str] | None) -> list[str]:
     """The matrix's columns: the reference and the arbiter first (the rule needs both), then ``names``
     (default: every backend available here). Raises ``ValueError`` (one line) on an unknown or
     unavailable name."""
-    from torchmech.runtime.backends import available_backends
 
     names = list(names) if names else available_backends()
     for name in names:
@@ -211,8 +211,6 @@ def _worker_column(name: str, sections: Sequence[str] | None, quick: bool, data:
     """:func:`measure_column` in a worker process: ``threads`` torch threads, libraries quiet."""
     import torch
 
-    from torchmech.runtime.console import quiet
-
     torch.set_num_threads(threads)
     with quiet(import_lightning=sections is None or "s9" in sections):
         return measure_column(name, sections, quick, data)
@@ -225,7 +223,6 @@ def run_conformance(backends: Sequence[str] | None = None, sections: Sequence[st
     column is measured. ``workers`` > 1: the columns are measured in that many processes (each with its
     share of torch's threads; the backends must be :data:`~torchmech.runtime.backends.BACKENDS` entries, which a
     fresh process knows); 1 measures them here, one after the other."""
-    from torchmech.runtime.devices import environment
 
     names = chosen_backends(backends)
     chosen = [c for c in claims() if sections is None or c.section in sections]

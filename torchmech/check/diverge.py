@@ -35,13 +35,13 @@ from typing import Any
 import torch
 from torch import nn
 
+from torchmech.chapter.runs import mnist_run, mpg_run, xor_run
 from torchmech.runtime.backends import ARBITER, Backend, named
 from torchmech.spec.claims import claims
 
 
 def _run(recipe: str, be: Backend, data: Path | None) -> Any:
     """The claim's real run: XOR (one model), MPG, or MNIST's first epoch."""
-    from torchmech.chapter.runs import mnist_run, mpg_run, xor_run
 
     if recipe == "mpg":
         return mpg_run(backend=be)

@@ -33,6 +33,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from torchmech.check.bench import time_step
+from torchmech.check.diverge import diverge, recipe_of
 from torchmech.runtime.backends import REFERENCE_BACKEND, Backend, named
 from torchmech.spec.claims import claim as get_claim
 from torchmech.spec.core import Context, Result
@@ -73,7 +75,6 @@ def _setting(name: str) -> Callable[[Backend, str, Path | None], Backend]:
 
 def _diverging_module_in_float32(be: Backend, claim_id: str, data: Path | None) -> Backend:
     """``be`` with the module where ``claim_id``'s run first leaves the reference kept in float32."""
-    from torchmech.check.diverge import diverge, recipe_of
 
     try:
         recipe_of(claim_id)
@@ -212,8 +213,6 @@ def climb(failing: Sequence[Result], quick: bool = False, data: Path | None = No
     that applies to its backend, one change at a time; time a training step of the claim's model before and
     after each change that restores it. The backends are looked up by name (:data:`BACKENDS`); ``known``: the
     values the matrix measured (:attr:`Context.known`), so the reference and the arbiter are not run again."""
-    from torchmech.check.bench import time_step
-    from torchmech.check.diverge import recipe_of
 
     ladder = Ladder(list(failing))
     known = {} if known is None else known

@@ -33,7 +33,10 @@ from typing import Any
 
 import torch
 
+from torchmech.chapter.data.mnist import load_mnist, to_float_images
 from torchmech.chapter.recipes import RECIPES
+from torchmech.chapter.runs import mnist_train_batches
+from torchmech.chapter.train import multiclass_correct, train
 from torchmech.runtime.backends import REFERENCE_BACKEND, Backend, usable
 from torchmech.runtime.console import text_table
 from torchmech.runtime.devices import synchronize
@@ -133,8 +136,6 @@ def _setup(model: str, be: Backend, data: Path | None) -> tuple[Any, Callable[[t
         d = mpg_features()
         return DataLoader(TensorDataset(d.x_train, d.y_train), batch_size=RECIPES["mpg"].batch_size,
                           shuffle=True), None
-    from torchmech.chapter.data.mnist import load_mnist, to_float_images
-    from torchmech.chapter.runs import mnist_train_batches
 
     batches = mnist_train_batches(data, True, torch.device(be.device))
     images, labels = load_mnist(data, train=False)
@@ -151,7 +152,6 @@ def _setup(model: str, be: Backend, data: Path | None) -> tuple[Any, Callable[[t
 def trace(backend: str | Backend, model: str, data: Path | None = None, epochs: int | None = None) -> Trace:
     """Train ``model`` (``mnist`` or ``mpg``) as the book does on ``backend`` for ``epochs`` (the book's), timing
     each epoch and measuring its quality after it, off the clock."""
-    from torchmech.chapter.train import multiclass_correct, train
 
     be = usable(backend) if isinstance(backend, str) else backend
     recipe = RECIPES[model]

@@ -33,7 +33,6 @@ class CommandError(Exception):
         self.code = code
 
 
-
 @dataclass
 class Output:
     """A run command's result: its JSON object, and on the console its key=value line (or ``text``)."""

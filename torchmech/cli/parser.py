@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from torchmech import __version__
-from torchmech.cli.commands import chapter_sections
+from torchmech.cli.commands import CommandError, chapter_sections, run
 
 # torch, tqdm, Lightning and matplotlib are imported inside the commands: `--help` and `--version` stay instant.
 
@@ -215,8 +215,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Parse, run the command, print its result (its table, or ``--json``'s one object) and return its exit
     status; the one error boundary: a :class:`~torchmech.cli.commands.CommandError` is one line on stderr."""
     args = build_parser().parse_args(argv)
-    from torchmech.cli.commands import CommandError, run
-
     try:
         result = run(args)
     except CommandError as err:

@@ -5,10 +5,10 @@ In the spirit of PyTorch's OpInfo, each exercise (:mod:`torchmech.learn.exercise
 dtypes; two or more epochs where state matters) and an ``observe(piece, sample)`` function that runs
 the piece on one sample, from a seeded RNG, and returns everything a caller can observe: the values
 returned, the inputs after the call (mutated or not), parameters, modes, the RNG's state afterwards.
-:func:`compare` runs the learner's piece and the reference on the same samples and reports the first
-:class:`Difference`; :func:`relation` says how two tensors differ ("yours = expected × 3 (the number of
-columns)", "sign flipped", "transposed", "log-softmax of the expected") from the values alone, so a
-mistake nobody catalogued is still named by what it does.
+:func:`~torchmech.learn.exercises.check_piece` runs the learner's piece and the reference on the same samples
+and :func:`compare_observations` reports the first :class:`Difference`; :func:`relation` says how two tensors
+differ ("yours = expected × 3 (the number of columns)", "sign flipped", "transposed", "log-softmax of the
+expected") from the values alone, so a mistake nobody catalogued is still named by what it does.
 
 Example::
 

@@ -4,7 +4,7 @@
   each exercise's fixed signature, its task and the claims that check it, a body raising
   ``NotImplementedError``; and a short README. It never overwrites a learner's file.
 * :func:`load_workspace` imports the learner's modules and returns an
-  :class:`~torchmech.spec.claims.Implementation` in which every written exercise replaces the reference
+  :class:`~torchmech.chapter.implementation.Implementation` in which every written exercise replaces the reference
   piece; an exercise whose body still only raises ``NotImplementedError`` is *not started* and
   falls back to the reference, so a learner works one exercise at a time.
 * :func:`grade` runs an exercise's registry claims and its differential check (the learner's piece
@@ -33,6 +33,8 @@ from typing import Any
 from torchmech import SECTIONS
 from torchmech.chapter.implementation import Implementation
 from torchmech.learn.exercises import Exercise, exercise, exercises, failures
+from torchmech.learn.grader import TIME_LIMIT, TookTooLong, learner_frame, time_limit
+from torchmech.learn.mistakes import likely_mistake
 
 #: The stub module of each section, as the workspace names it.
 MODULES: dict[str, str] = {"s1": "s1_graph", "s2": "s2_init", "s3": "s3_autodiff", "s4": "s4_nn", "s5": "s5_xor",
@@ -146,8 +148,6 @@ def cached_workspace(directory: str) -> Workspace:
 
 
 def _module_error(file: Path, err: BaseException) -> str:
-    from torchmech.learn.grader import TookTooLong, learner_frame
-
     if isinstance(err, SyntaxError):
         return f"{file.name}:{err.lineno}: SyntaxError: {err.msg}"
     if isinstance(err, TookTooLong):
@@ -165,7 +165,6 @@ def load_workspace(directory: str | Path, timeout: float | None = None,
     Raises:
         WorkspaceError: the folder does not exist or holds no section module.
     """
-    from torchmech.learn.grader import TIME_LIMIT, TookTooLong, time_limit
 
     path = Path(directory).expanduser()
     if not path.is_dir() or not any((path / f"{m}.py").exists() for m in MODULES.values()):
@@ -229,8 +228,6 @@ class Grade:
 def grade_piece(e: Exercise, impl: Implementation, *, full: bool = False, timeout: float | None = None) -> Grade:
     """Grade the piece ``impl`` gives for ``e``: its claims, then every sample against the reference; a
     failure is named after a catalogued mistake only when the piece behaves exactly like it."""
-    from torchmech.learn.grader import TIME_LIMIT, TookTooLong, time_limit
-    from torchmech.learn.mistakes import likely_mistake
 
     found = failures(e, impl, full=full, timeout=timeout)
     if not found:

@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from torchmech import SECTIONS
+from torchmech.report import page
 from torchmech.report.figures import FIGURES, SectionFigure
 from torchmech.runtime.console import text_table
 from torchmech.runtime.devices import NEWEST_MEASURED, environment, newer_than_measured, resolve_device
@@ -77,7 +78,7 @@ class ChapterReport:
                 + f" (torch {env['torch']}, {env['device']}: {env['device_name']})")
         if newer_than_measured(env["torch"]):
             text += (f"; torch {env['torch']} is newer than the newest release measured ({NEWEST_MEASURED}): "
-                     "see the README's release table")
+                     "see docs/releases.md")
         return text + (f"; report: {report_file}" if report_file is not None else "")
 
     def markdown(self, out: Path) -> str:
@@ -102,7 +103,6 @@ class ChapterReport:
 
     def html(self) -> str:
         """``chapter13.html``: one self-contained page (:mod:`torchmech.report.page`): figures embedded, no script."""
-        from torchmech.report import page
 
         return page.render(self)
 

@@ -15,6 +15,9 @@ from typing import Any
 
 import torch
 
+from torchmech.chapter.data.mnist import to_float_images
+from torchmech.chapter.graph import grad_fn_dag
+from torchmech.spec.claims import MNIST_TRAIN_ACC, MPG_LOSSES
 from torchmech.spec.core import Context
 
 
@@ -62,7 +65,6 @@ def _on(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 
 def _figures_s1(ctx: Context, out: Path) -> list[SectionFigure]:
-    from torchmech.chapter.graph import grad_fn_dag
     from torchmech.report import plots
 
     a, b, c = (torch.tensor(v, requires_grad=True) for v in (1.0, 2.0, 3.0))
@@ -129,7 +131,6 @@ def _figures_s3(ctx: Context, out: Path) -> list[SectionFigure]:
 def _fgsm_figure(ctx: Context, model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor,
                  out: Path) -> SectionFigure:
     """§3's side box on §8's model: test accuracy after one FGSM step of each size in :data:`FGSM_EPSILONS`."""
-    from torchmech.chapter.data.mnist import to_float_images
     from torchmech.report import plots
 
     x, y = _on(model, to_float_images(images)), labels.to(next(model.parameters()).device)
@@ -238,7 +239,6 @@ def _figures_s6(ctx: Context, out: Path) -> list[SectionFigure]:
 
 def _figures_s7(ctx: Context, out: Path) -> list[SectionFigure]:
     from torchmech.report import plots
-    from torchmech.spec.claims import MPG_LOSSES
 
     run = ctx.mpg()  # the test metrics and predictions as the run computed them
     mse, mae, y = run.test_mse, run.test_mae, run.test_true
@@ -297,9 +297,7 @@ def _saliency_figure(ctx: Context, model: torch.nn.Module, x: torch.Tensor, labe
 
 
 def _figures_s8(ctx: Context, out: Path) -> list[SectionFigure]:
-    from torchmech.chapter.data.mnist import to_float_images
     from torchmech.report import plots
-    from torchmech.spec.claims import MNIST_TRAIN_ACC
 
     run = ctx.mnist()
     images, labels = ctx.impl.load_mnist(ctx.data, train=False)

@@ -16,6 +16,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from torch import nn
 
+from torchmech.chapter.autodiff import saliency
 from torchmech.chapter.data.xor import XorData
 from torchmech.chapter.graph import GraphNode
 from torchmech.chapter.models import predict_classes
@@ -123,7 +124,6 @@ def saliency_grid(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, 
     Args:
         images: (N, 1, 28, 28) or (N, 28, 28) in [0, 1]; labels: (N,) true classes.
     """
-    from torchmech.chapter.autodiff import saliency
 
     device = next(model.parameters()).device
     x, y = images.to(device), labels.to(device)

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from torchmech.chapter.ignite_bonus import ignite_fit
 from torchmech.chapter.implementation import Implementation, pieces_of
 from torchmech.chapter.recipes import RECIPES
 from torchmech.chapter.runs import accepts, ensemble_run, mnist_run, mpg_run, xor_notebook_run, xor_run
@@ -111,8 +112,8 @@ class Runs:
     def get(self, name: str, *, impl: Implementation | None = None, **kwargs: object) -> object:
         """The result of the run ``name`` (a key of :data:`RUN_FUNCTIONS`) with these arguments (``device=``
         stands for that device's plain backend: ``backend=``), with the pieces of ``impl`` (``None`` or
-        :data:`~torchmech.spec.claims.REFERENCE`: the reference; a run function without an ``impl`` parameter,
-        Ignite's, uses no piece and is not given it)."""
+        :data:`~torchmech.chapter.implementation.REFERENCE`: the reference; a run function without an ``impl``
+        parameter, Ignite's, uses no piece and is not given it)."""
         if name not in RUN_FUNCTIONS:
             raise ValueError(f"unknown run {name!r}: choose from {', '.join(RUN_FUNCTIONS)}")
         if "device" in kwargs and "backend" not in kwargs:  # a device names its plain backend: one cache entry
@@ -177,7 +178,6 @@ def _ignite(runs: Runs, epochs: int = 5, device: str = "cpu", quick: bool = Fals
             backend: Backend | str | None = None) -> object:
     """§9's pointer: the same classifier on PyTorch-Ignite, 5 epochs as the bonus notebook (``quick``: 1
     epoch of 100 batches)."""
-    from torchmech.chapter.ignite_bonus import ignite_fit
 
     device = _plain_device(backend, device, "Ignite")
     logdir = runs.workdir / f"ignite-{device}{'-quick' if quick else ''}"

@@ -1,6 +1,6 @@
 """The chapter's implementable pieces, as exercises a learner writes and the specification grades.
 
-Each :class:`Exercise` names one piece of :class:`torchmech.spec.claims.Implementation` (``compute_z``,
+Each :class:`Exercise` names one piece of :class:`torchmech.chapter.implementation.Implementation` (``compute_z``,
 ``NoisyLinear``, ``train``…), its fixed signature, the task in the chapter's terms, the registry
 claims that grade it, and — as PyTorch's OpInfo entries are data — its **samples** (drawn inputs:
 batch 1, odd and large; non-square and broadcast shapes; several seeds and dtypes; several epochs

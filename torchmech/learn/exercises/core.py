@@ -15,16 +15,25 @@ from typing import Any
 import torch
 from torch import nn
 
+from torchmech.chapter.implementation import REFERENCE, Implementation
+from torchmech.chapter.runs import mpg_run, xor_run
 from torchmech.learn.grader import (
+    TIME_LIMIT,
     Difference,
     Raised,
     Sample,
+    TookTooLong,
     compare_observations,
     explain_ratios,
     learner_frame,
     rng_states,
     seeded,
+    short,
+    time_limit,
 )
+from torchmech.spec.claims import claim, claims
+from torchmech.spec.core import Context
+from torchmech.spec.runs import Runs
 
 Observe = Callable[[Any, Sample], dict[str, Any]]
 
@@ -34,7 +43,7 @@ class Exercise:
     """One piece of the chapter for the learner to write.
 
     Attributes:
-        name: the piece's name in :class:`~torchmech.spec.claims.Implementation` (and in the workspace).
+        name: the piece's name in :class:`~torchmech.chapter.implementation.Implementation` (and in the workspace).
         section: ``s1`` … ``s9``.
         stub: the fixed signature, as the workspace's stub writes it (a ``def`` or ``class`` line).
         task: what to write, in the chapter's terms (everything the checks require).
@@ -91,7 +100,6 @@ class Finding:
         elif d.relation:
             lines.append(f"  {d.relation}")
         if d.got is not None and not d.problem.startswith("raised"):
-            from torchmech.learn.grader import short
 
             lines += [f"  expected {short(d.expected)}", f"  yours    {short(d.got)}"]
         if self.total > 1:
@@ -101,8 +109,6 @@ class Finding:
 
 @functools.cache
 def _reference_observation(e: Exercise, index: int) -> dict[str, Any]:
-    from torchmech.chapter.implementation import REFERENCE
-
     return e.run(getattr(REFERENCE, e.name), e.sample_list[index])
 
 
@@ -136,10 +142,6 @@ def check_piece(e: Exercise, piece: Any) -> Finding | None:
 def failures(e: Exercise, impl: Any, *, full: bool = False, timeout: float | None = None) -> list[tuple[str, str]]:
     """(what failed, why) for the exercise's claims and its differential check on ``impl``, within the
     time limit; ``full``: also every other claim of the exercise's section, on the chapter's full runs."""
-    from torchmech.learn.grader import TIME_LIMIT, TookTooLong, learner_frame, time_limit
-    from torchmech.spec.claims import claim, claims
-    from torchmech.spec.core import Context
-    from torchmech.spec.runs import Runs
 
     found: list[tuple[str, str]] = []
     ctx = Context(impl=impl)
@@ -249,16 +251,12 @@ def _run_sample(label: str, run: Callable[[Any], Any]) -> Sample:
 
 def _xor(model: str, epochs: int) -> Sample:
     def run(impl: Any) -> Any:
-        from torchmech.chapter.runs import xor_run
-
         return xor_run(model, epochs=epochs, impl=impl)
     return _run_sample(f"the chapter's run xor_run({model!r}, epochs={epochs}) with yours", run)
 
 
 def _mpg(epochs: int) -> Sample:
     def run(impl: Any) -> Any:
-        from torchmech.chapter.runs import mpg_run
-
         r = mpg_run(epochs=epochs, impl=impl)
         return r.model, r.history, {"test MSE": r.test_mse, "test MAE": r.test_mae}
     return _run_sample(f"the chapter's run mpg_run(epochs={epochs}) with yours", run)
@@ -267,7 +265,6 @@ def _mpg(epochs: int) -> Sample:
 def chapter_run(name: str, piece: Any, sample: Sample) -> dict[str, Any]:
     """One trimmed chapter run with the learner's piece in place of the reference's: its history, the
     trained weights, its metrics."""
-    from torchmech.chapter.implementation import Implementation
 
     impl = Implementation(f"graded {name}", {name: piece})
     with seeded(sample.seed):

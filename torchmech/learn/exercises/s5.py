@@ -7,6 +7,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from torchmech.chapter.train import binary_correct, multiclass_correct
 from torchmech.learn.exercises.core import (
     Exercise,
     Sample,
@@ -46,8 +47,6 @@ def _loader(x: torch.Tensor, y: torch.Tensor, batch: int, shuffle: bool) -> Any:
 
 
 def train_samples() -> tuple[Sample, ...]:
-    from torchmech.chapter.train import binary_correct, multiclass_correct
-
     def setup(i: int, d: int, k: int, n: int, batch: int, epochs: int, kind: str, shuffle: bool, valid: str,
               opt: str) -> Sample:
         g = _gen(i)

@@ -33,7 +33,7 @@ def bucket_samples() -> tuple[Sample, ...]:
 
 @functools.cache
 def _mpg_frame() -> Any:
-    from torchmech.data.auto_mpg import load_auto_mpg
+    from torchmech.chapter.data.auto_mpg import load_auto_mpg  # pandas and scikit-learn: imported when needed
 
     return load_auto_mpg()
 

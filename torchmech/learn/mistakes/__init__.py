@@ -16,6 +16,7 @@ import functools
 from typing import Any
 
 from torchmech.learn.exercises import exercise, failures, observations
+from torchmech.learn.grader import compare_observations
 from torchmech.learn.mistakes import s1, s2, s3, s4, s5, s6, s7, s8, s9
 from torchmech.learn.mistakes.core import Mistake
 
@@ -47,7 +48,6 @@ def _observed(name: str) -> tuple[dict, ...]:
 def named_mistakes(exercise_name: str, piece: Any) -> list[Mistake]:
     """The catalogued mistakes of the exercise that ``piece`` behaves exactly like, on every sample input
     (the same values, shapes, dtypes, modes and draws); usually none or one."""
-    from torchmech.learn.grader import compare_observations
 
     e = exercise(exercise_name)
     mine = observations(e, piece)

@@ -8,13 +8,13 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from torchmech.chapter.data.xor import XorData
+from torchmech.chapter.train import History
 from torchmech.learn.mistakes.core import Mistake, ref
 
 
 def _xor_unseeded() -> Callable:
     def make_xor(n=200, seed=1):
-        from torchmech.chapter.data.xor import XorData
-
         x = np.random.uniform(-1, 1, (n, 2))  # no np.random.seed(seed): whatever state the generator is in
         y = (x[:, 0] * x[:, 1] >= 0).astype(float)
         t = lambda a: torch.tensor(a, dtype=torch.float32)  # noqa: E731
@@ -27,7 +27,6 @@ def _train_variant(*, zero_grad: bool = True, per_sample: bool = False, eval_mod
                    first_column: bool = True, valid_over_train: bool = False, epoch_offset: int = 0,
                    percent: bool = False, item: bool = True) -> Callable:
     """The one loop, written as a learner writes it, with one classic slip."""
-    from torchmech.chapter.train import History
 
     def epoch(model, loss_fn, batches, correct, optimizer):
         loss_sum, right, n = 0.0, 0, 0
@@ -83,8 +82,6 @@ def _xor_swapped() -> Callable:
 
 def _xor_variant(kind: str) -> Callable:
     def make_xor(n=200, seed=1):
-        from torchmech.chapter.data.xor import XorData
-
         np.random.seed(seed)
         x = np.random.uniform(low=-1, high=1, size=(n, 2))
         y = (x[:, 0] * x[:, 1] >= 0).astype(int if kind == "int_labels" else float)  # int: 0/1 as int64
