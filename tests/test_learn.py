@@ -333,3 +333,26 @@ def test_the_example_notebook_runs() -> None:
     html = [o["data"]["text/html"] for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
             if "data" in o and "text/html" in o["data"]]
     assert len(html) == 3 and "1/1 done" in html[0] and "failing" in html[1]
+
+
+def test_a_workspace_made_by_the_previous_release_still_grades(tmp_path: Path) -> None:
+    """The stubs `torchmech learn init` wrote in torchmech 0.1.0 (tests/fixtures/workspace-0.1.0.json: before the
+    package moved into subpackages; they import ``torchmech.data.xor``, ``torchmech.train`` and
+    ``torchmech.data.auto_mpg`` by their first names) load, grade as not started, and a piece written into them
+    is graded: done when right, failing when wrong; §5's and §7's stubs, written from their imports, grade too."""
+    fixture = json.loads((Path(__file__).parent / "fixtures" / "workspace-0.1.0.json").read_text())
+    for name, text in fixture["files"].items():
+        (tmp_path / name).write_text(text.replace("WORKSPACE", str(tmp_path)))
+    ws = load_workspace(tmp_path)
+    assert [g.status for s in MODULES for g in check_section(s, ws)] == ["not started"] * len(EXERCISES)
+    stub = 'raise NotImplementedError("compute_z: not started (see the docstring)")'
+    _write(tmp_path, "s1_graph", stub, "return torch.add(torch.mul(torch.sub(a, b), 2), c)")
+    assert [g.status for g in check_section("s1", load_workspace(tmp_path))] == ["done"]
+    _write(tmp_path, "s1_graph", "return torch.add(torch.mul(torch.sub(a, b), 2), c)", "return 2 * a - b + c")
+    assert [g.status for g in check_section("s1", load_workspace(tmp_path))] == ["failing"]
+    # the stubs' own imports at work: §5's make_xor returns their XorData, §7's reads their load_auto_mpg
+    _write(tmp_path, "s5_xor", 'raise NotImplementedError("make_xor: not started (see the docstring)")',
+           "from torchmech.chapter.data.xor import make_xor as reference\n    d = reference(n, seed)\n"
+           "    return XorData(d.x, d.y, d.x_train, d.y_train, d.x_valid, d.y_valid)")
+    grades = {g.exercise: g.status for g in check_section("s5", load_workspace(tmp_path))}
+    assert grades["make_xor"] == "done"
