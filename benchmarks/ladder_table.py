@@ -23,9 +23,9 @@ from pathlib import Path
 def measure() -> dict:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from tests.planted import EmulatedTF32
-    from torchmech.check.bench import time_step
     from torchmech.check.conformance import run_conformance
     from torchmech.check.ladder import RUNGS, climb
+    from torchmech.check.speed import time_step
     from torchmech.runtime.backends import BACKENDS
 
     planted = [EmulatedTF32("tf32-emulated", "TF32 rounding of every Linear, judged as float32", tf32=True),

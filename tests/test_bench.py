@@ -10,7 +10,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from torchmech.check import bench, to_accuracy
+from torchmech.check import bench, speed, to_accuracy
 from torchmech.check.bench import Timing, crossover, mlp_flops
 from torchmech.cli import main
 from torchmech.runtime import devices
@@ -170,12 +170,12 @@ def test_bench_backends_mnist_epoch_says_its_fraction(mnist_root: Path) -> None:
     """The MNIST epoch on the exact-order path: a quick run times its first batches and says the
     fraction (3 of the 938 batches of an epoch); steps per call = those batches, step_s = median / 3;
     cpu-fp64's epoch ratio is its median over cpu's."""
-    records = bench.time_backends(["cpu-fp64"], [bench.EPOCH], epoch_batches=3, repeats=1, data=mnist_root)
-    assert [(r.backend, r.model) for r in records] == [("cpu", bench.EPOCH), ("cpu-fp64", bench.EPOCH)]
+    records = speed.time_backends(["cpu-fp64"], [speed.EPOCH], epoch_batches=3, repeats=1, data=mnist_root)
+    assert [(r.backend, r.model) for r in records] == [("cpu", speed.EPOCH), ("cpu-fp64", speed.EPOCH)]
     cpu, fp64 = records
     assert cpu.steps == fp64.steps == 3 and cpu.fraction == fp64.fraction == 3 / 938
     assert cpu.step_s == cpu.median_s / 3 and cpu.ratio == 1.0 and fp64.ratio == fp64.median_s / cpu.median_s
-    assert "mnist epoch 3/938" in bench.format_backend_table(records, {})
+    assert "mnist epoch 3/938" in speed.format_backend_table(records, {})
 
 
 @pytest.mark.parametrize("argv", [["--backends", "no-such-backend"], ["--backends", "cpu", "--models", "resnet"]])
@@ -183,8 +183,8 @@ def test_bench_backends_bad_name_is_a_one_line_error(tmp_path: Path, argv: list[
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     """An unknown backend (or model) is one line on stderr, exit 2, naming the choices; nothing is timed
     (no backend's step or epoch is run: all names are checked first) or written."""
-    monkeypatch.setattr(bench, "time_step", lambda *a, **k: pytest.fail("timed before checking the names"))
-    monkeypatch.setattr(bench, "time_epoch", lambda *a, **k: pytest.fail("timed before checking the names"))
+    monkeypatch.setattr(speed, "time_step", lambda *a, **k: pytest.fail("timed before checking the names"))
+    monkeypatch.setattr(speed, "time_epoch", lambda *a, **k: pytest.fail("timed before checking the names"))
     code, out, err, data = _bench_backends(tmp_path, *argv)
     assert code == 2 and out == "" and data is None
     assert len(err.strip().splitlines()) == 1 and err.startswith("torchmech: error: ")
@@ -195,7 +195,7 @@ def test_bench_backends_unavailable_backend_names_the_available_ones(tmp_path: P
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     """A backend that cannot run here (no CUDA, no Apple GPU) is one line, exit 2, listing those that can,
     before anything is timed (not even cpu)."""
-    monkeypatch.setattr(bench, "time_step", lambda *a, **k: pytest.fail("timed before checking the names"))
+    monkeypatch.setattr(speed, "time_step", lambda *a, **k: pytest.fail("timed before checking the names"))
     from torchmech.runtime.backends import BACKENDS, available_backends
 
     missing = next((name for name, b in BACKENDS.items() if b.missing() is not None), None)
@@ -221,8 +221,8 @@ def test_bench_backends_reads_the_conformance_verdict(tmp_path: Path) -> None:
     assert rows["cpu", "xor_mlp"].endswith("holds (0 fail)")
     assert data["verdicts"] == {"cpu": "holds (0 fail)", "deterministic": "1 FAIL"}
     matrix = json.loads(fake.read_text())
-    assert bench.conformance_status(matrix, ["cpu-bf16"]) == {"cpu-bf16": "not in matrix"}
-    assert bench.conformance_status(matrix | {"quick": True}, ["cpu", "deterministic"]) == {  # a quick matrix says so
+    assert speed.conformance_status(matrix, ["cpu-bf16"]) == {"cpu-bf16": "not in matrix"}
+    assert speed.conformance_status(matrix | {"quick": True}, ["cpu", "deterministic"]) == {  # a quick matrix says so
         "cpu": "holds (0 fail, quick)", "deterministic": "1 FAIL (quick)"}
 
 
@@ -231,7 +231,7 @@ def test_bench_backends_bad_conformance_file_fails_before_timing(tmp_path: Path,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     """A conformance file that is missing, not JSON, or not a conformance matrix is one line naming it,
     exit 2, before anything is timed (time_backends is never called, no bench-backends.json)."""
-    monkeypatch.setattr(bench, "time_backends", lambda *a, **k: pytest.fail("timed before reading the file"))
+    monkeypatch.setattr(speed, "time_backends", lambda *a, **k: pytest.fail("timed before reading the file"))
     fake = tmp_path / "conformance.json"
     if content is not None:
         fake.write_text(content)

@@ -4,7 +4,7 @@ A claim that fails on a backend raises the user's next question: which of the ba
 blame, and what does turning it off cost? :func:`climb` takes a conformance matrix and, for every backend
 with failing claims, re-judges those claims with one setting changed at a time — a :class:`Rung` — by the
 same rule and the same precision's tolerance (:mod:`torchmech.runtime.backends`), then times one training step of
-each failing claim's model on the backend as it was and as changed (:func:`torchmech.check.bench.time_step`).
+each failing claim's model on the backend as it was and as changed (:func:`torchmech.check.speed.time_step`).
 
 The rungs (:data:`RUNGS`), each tried where it applies:
 
@@ -33,8 +33,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from torchmech.check.bench import time_step
 from torchmech.check.diverge import diverge, recipe_of
+from torchmech.check.speed import time_step
 from torchmech.runtime.backends import REFERENCE_BACKEND, Backend, named
 from torchmech.spec.claims import claim as get_claim
 from torchmech.spec.core import Context, Result

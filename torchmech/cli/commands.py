@@ -150,7 +150,7 @@ def _bench(args: argparse.Namespace, device: torch.device) -> Output:
     beside each backend's conformance status (``--threads`` holds for this command only)."""
     import torch
 
-    from torchmech.check import bench
+    from torchmech.check import bench, speed
     from torchmech.runtime.devices import available_devices, environment, resolve_device
 
     threads = torch.get_num_threads()
@@ -161,22 +161,22 @@ def _bench(args: argparse.Namespace, device: torch.device) -> Output:
             return _to_accuracy(args)
         if args.backends is not None:
             try:
-                matrix = bench.read_conformance(args.conformance)  # read first: a bad file fails before timing
+                matrix = speed.read_conformance(args.conformance)  # read first: a bad file fails before timing
                 with _progress(len(dict.fromkeys(["cpu", *args.backends])), "bench") as bar:
-                    records = bench.time_backends(
-                        args.backends, args.models or bench.BACKEND_MODELS, min_run_time=0.05 if args.quick else 0.2,
+                    records = speed.time_backends(
+                        args.backends, args.models or speed.BACKEND_MODELS, min_run_time=0.05 if args.quick else 0.2,
                         epoch_batches=100 if args.quick else None, repeats=1 if args.quick else 3, data=args.data,
                         progress=lambda name: (bar.set_postfix_str(f"{name} done"), bar.update()))
             except ValueError as err:  # an unknown or unavailable backend, an unknown model, a bad conformance file
                 raise CommandError(str(err)) from None
-            status = bench.conformance_status(matrix, dict.fromkeys(r.backend for r in records))
-            path = bench.write_backend_results(records, status, args.out, environment("cpu"), args.quick,
+            status = speed.conformance_status(matrix, dict.fromkeys(r.backend for r in records))
+            path = speed.write_backend_results(records, status, args.out, environment("cpu"), args.quick,
                                                args.conformance)
-            text = (bench.format_backend_table(records, status)
+            text = (speed.format_backend_table(records, status)
                     + "\n\ncompile s: the first call (compiling, under compile) minus the steady-state median; "
                     "step ms: median of one training step (forward, backward, optimizer step); × cpu: against "
                     "the cpu backend; mnist epoch: §8's MLP on the exact-order fast path; "
-                    f"{torch.get_num_threads()} CPU threads; inductor caches {bench.inductor_caches()} "
+                    f"{torch.get_num_threads()} CPU threads; inductor caches {speed.inductor_caches()} "
                     f"(TORCHINDUCTOR_FORCE_DISABLE_CACHES=1: cold compiles).\nwrote {path}")
             return Output({"backends": list(status), "quick": args.quick, "conformance": status,
                            "files": [str(path)], "records": [r.__dict__ | {"step_s": r.step_s} for r in records]},
@@ -208,20 +208,20 @@ def _to_accuracy(args: argparse.Namespace) -> Output:
     """``torchmech bench --to-accuracy``: per backend, the seconds of training to the chapter's quality."""
     import torch
 
-    from torchmech.check import bench, to_accuracy
+    from torchmech.check import speed, to_accuracy
     from torchmech.runtime.backends import available_backends
     from torchmech.runtime.devices import environment
 
     names = args.backends or available_backends()
     try:
-        matrix = bench.read_conformance(args.conformance)  # read first: a bad file fails before training
+        matrix = speed.read_conformance(args.conformance)  # read first: a bad file fails before training
         with _progress(len(dict.fromkeys(["cpu", *names])), "to accuracy") as bar, quiet(False):
             rows = to_accuracy.time_to_accuracy(names, args.models or to_accuracy.MODELS, args.data,
                                                 progress=lambda name: (bar.set_postfix_str(f"{name} done"),
                                                                        bar.update()))
     except ValueError as err:  # an unknown or unavailable backend, an unknown model, a bad conformance file
         raise CommandError(str(err)) from None
-    status = bench.conformance_status(matrix, dict.fromkeys(r.backend for r in rows))
+    status = speed.conformance_status(matrix, dict.fromkeys(r.backend for r in rows))
     path = to_accuracy.write(rows, status, args.out, environment("cpu"), args.conformance)
     text = (to_accuracy.format_table(rows, status)
             + "\n\nseconds: training time through the first epoch that reaches the target, each epoch timed, the "
