@@ -174,12 +174,12 @@ def test_every_command_result_keeps_the_one_protocol() -> None:
     from torchmech.check.diverge import Divergence
     from torchmech.check.ladder import Ladder
     from torchmech.cli.commands import Output, Written
-    from torchmech.learn import Report
+    from torchmech.learn import Grades
     from torchmech.report.chapter import ChapterReport
     from torchmech.runtime.console import CommandResult
 
     expected = {name: inspect.signature(getattr(CommandResult, name)) for name in ("table", "to_json", "write")}
-    for cls in (ChapterReport, Matrix, Ladder, Divergence, Report, Output, Written):
+    for cls in (ChapterReport, Matrix, Ladder, Divergence, Grades, Output, Written):
         for name, signature in expected.items():
             mine = inspect.signature(getattr(cls, name))
             assert list(mine.parameters) == list(signature.parameters), (cls, name)

@@ -356,3 +356,26 @@ def test_a_workspace_made_by_the_previous_release_still_grades(tmp_path: Path) -
            "    return XorData(d.x, d.y, d.x_train, d.y_train, d.x_valid, d.y_valid)")
     grades = {g.exercise: g.status for g in check_section("s5", load_workspace(tmp_path))}
     assert grades["make_xor"] == "done"
+
+
+def test_the_learners_line_is_found_past_torchmechs_own_frames(tmp_path: Path) -> None:
+    """An error raised inside torchmech (any room: the chapter's train here) from a learner's call is placed at
+    the learner's own line, not at torchmech's; an error with no frame of the learner's has no place."""
+    import importlib.util
+
+    from torchmech.learn.grader import learner_frame
+
+    mine = tmp_path / "s5_mine.py"
+    mine.write_text("from torchmech.chapter.train import train\n\n\n"
+                    "def fit():\n    return train(None, None, None, [], 0)\n")
+    spec = importlib.util.spec_from_file_location("s5_mine", mine)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    with pytest.raises(ValueError) as raised:
+        module.fit()
+    assert learner_frame(raised.value) == "s5_mine.py:5"
+    from torchmech.chapter.train import train
+
+    with pytest.raises(ValueError) as inside:
+        train(None, None, None, [], 0)
+    assert learner_frame(inside.value).startswith("test_learn.py:")  # this test is the caller here

@@ -1,7 +1,7 @@
 """The commands of ``torchmech``, each returning an object with ``table()``, ``to_json()``, ``write(out)``
 and ``exit_code`` (:class:`Output` for the runs' key=value lines;
 :class:`~torchmech.report.chapter.ChapterReport`, :class:`~torchmech.check.conformance.Matrix`,
-:class:`~torchmech.check.diverge.Divergence`, :class:`~torchmech.learn.Report` for the others), and raising
+:class:`~torchmech.check.diverge.Divergence`, :class:`~torchmech.learn.Grades` for the others), and raising
 :class:`CommandError` — one line, an exit status — for what the user must fix.
 :func:`torchmech.cli.main` is the one place that prints them.
 """
@@ -314,7 +314,7 @@ def _learn(args: argparse.Namespace, device: None) -> Any:
         if args.learn_command == "check" and args.hint:
             todo = next((g for g in grades if g.status != "done"), None)
             tip = learn.hint(todo.exercise, ws.path) if todo else "nothing left to hint: every exercise is done"
-    return learn.Report(grades, str(ws.path), tip, args.full)
+    return learn.Grades(grades, str(ws.path), tip, args.full)
 
 
 def _mistakes(args: argparse.Namespace) -> Output:

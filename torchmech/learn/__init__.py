@@ -9,7 +9,7 @@ Imports :mod:`torchmech.spec` and below; never :mod:`torchmech.check` or :mod:`t
 from torchmech.learn.workspace import (
     MODULES,
     Grade,
-    Report,
+    Grades,
     Workspace,
     WorkspaceError,
     board,
@@ -23,5 +23,8 @@ from torchmech.learn.workspace import (
     load_workspace,
 )
 
-__all__ = ["MODULES", "Grade", "Report", "Workspace", "WorkspaceError", "board", "cached_workspace", "check",
+#: The name ``learn.check`` returned before it was :class:`Grades` (notebooks may name it).
+Report = Grades
+
+__all__ = ["MODULES", "Grade", "Grades", "Workspace", "WorkspaceError", "board", "cached_workspace", "check",
            "check_section", "grade", "grade_piece", "hint", "init_workspace", "load_workspace"]

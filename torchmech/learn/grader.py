@@ -36,6 +36,8 @@ from typing import Any
 import numpy as np
 import torch
 
+import torchmech
+
 #: The default time limit of one exercise's check, in seconds (``--timeout``).
 TIME_LIMIT = 10.0
 
@@ -161,7 +163,7 @@ class Raised:
         return f"raised {type(self.error).__name__}: {self.error}{at}"
 
 
-_PACKAGE = str(Path(__file__).resolve().parent)
+_PACKAGE = str(Path(torchmech.__file__).resolve().parent)  # the whole package, every room
 _LIBS = tuple(str(Path(p).resolve()) for p in {sys.prefix, sys.base_prefix, sys.exec_prefix})
 
 

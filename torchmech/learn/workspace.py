@@ -279,7 +279,7 @@ def board(grades: list[Grade], *, full: bool = False) -> str:
 
 
 @dataclass
-class Report:
+class Grades:
     """A grading's result: ``table()`` (the board), ``to_json()``, ``exit_code``; in Jupyter its
     ``_repr_html_`` shows the board (expected against yours, the diagnosis, the mistake)."""
 
@@ -328,7 +328,7 @@ class Report:
 
 
 def check(target: Any = None, impl: str | Path | None = None, *, full: bool = False,
-          timeout: float | None = None) -> Report:
+          timeout: float | None = None) -> Grades:
     """Grade from Python or a notebook: ``check("s1")`` grades §1 of the workspace ``impl`` (default
     ``$TORCHMECH_IMPL`` or the current folder); ``check(compute_z)`` grades a function or class defined
     right here, by its name (``compute_z``, ``NoisyLinear``…).
@@ -350,7 +350,7 @@ def check(target: Any = None, impl: str | Path | None = None, *, full: bool = Fa
         except KeyError:
             raise WorkspaceError(f"{name or target!r} is no exercise: name it as the chapter does "
                                  f"({', '.join(x.name for x in exercises())})") from None
-        return Report([grade_piece(e, Implementation(f"the piece {name}", {name: target}), full=full,
+        return Grades([grade_piece(e, Implementation(f"the piece {name}", {name: target}), full=full,
                                    timeout=timeout)], full=full)
     sections = [target] if target else list(MODULES)
     unknown = [s for s in sections if s not in MODULES]
@@ -358,7 +358,7 @@ def check(target: Any = None, impl: str | Path | None = None, *, full: bool = Fa
         raise WorkspaceError(f"no section {unknown[0]!r}: choose from {', '.join(MODULES)}")
     ws = load_workspace(impl or os.environ.get("TORCHMECH_IMPL", "."), timeout=timeout, sections=sections)
     grades = [g for s in sections for g in check_section(s, ws, full=full, timeout=timeout)]
-    return Report(grades, str(ws.path), full=full)
+    return Grades(grades, str(ws.path), full=full)
 
 
 # --- hints ---------------------------------------------------------------------------------------------

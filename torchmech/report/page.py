@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from torchmech.spec.core import Result
 
 
-class Report(Protocol):
+class ChapterLike(Protocol):
     """What the page reads of a report (:class:`torchmech.report.chapter.ChapterReport` is one): the page sits below
     the report, so it names only what it uses."""
 
@@ -150,7 +150,7 @@ def _figure(fig: SectionFigure) -> str:
             f"<figcaption>{inline(fig.caption)}</figcaption></figure>")
 
 
-def render(report: Report) -> str:
+def render(report: ChapterLike) -> str:
     """The whole page, as one string."""
     env = report.environment
     sections = [s for s in SECTIONS if s != "chapter"
