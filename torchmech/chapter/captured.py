@@ -123,7 +123,8 @@ class CapturedEpochs:
 
     def _capture(self) -> None:
         """Warm up on a side stream (as capturing requires), put the model and optimiser back as they were,
-        then record one graph per batch size."""
+        then record one graph per distinct run of steps (:attr:`runs`). Each step ends with ``.grad`` unset,
+        so every captured backward allocates its own gradients and writes them, never sums stale ones."""
         torch.cuda.synchronize(self.device)
         began = time.perf_counter()
         params = [p.detach().clone() for p in self.model.parameters()]
@@ -143,7 +144,6 @@ class CapturedEpochs:
                 for value in state.values():
                     if isinstance(value, torch.Tensor):
                         value.zero_()
-        self.optimizer.zero_grad(set_to_none=True)
         for run in dict.fromkeys(self.runs):
             graph = torch.cuda.CUDAGraph()
             with torch.cuda.graph(graph):
