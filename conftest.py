@@ -11,20 +11,25 @@
   float64 arbiter).
 * Hypothesis profiles ``dev`` (default), ``ci`` (the built-in one plus ``deadline=None``;
   loaded when ``CI`` is set), ``thorough``; choose with ``HYPOTHESIS_PROFILE`` or
-  ``--hypothesis-profile``. Torch's global RNG is registered with hypothesis, and tests
-  that need randomness draw their torch seed from hypothesis, so a failure replays.
+  ``--hypothesis-profile``. Each prints the ``@reproduce_failure`` line of a failure and skips
+  hypothesis' ``explain`` phase (it lists lines inside NumPy and torch, no help to a learner).
+  Torch's global RNG is registered with hypothesis, and tests that need randomness draw their
+  torch seed from hypothesis, so a failure replays.
+* ``--impl`` and ``--backend`` are checked before collection: a folder that holds no workspace, or an
+  unknown backend, stops the run with one line (:func:`chosen_impl`, :func:`chosen_backend`).
 * At the end, a summary of passed/failed/skipped per chapter section.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections import Counter
 from pathlib import Path
 
 import pytest
 import torch
-from hypothesis import register_random, settings
+from hypothesis import Phase, register_random, settings
 
 from torchmech import SECTIONS
 from torchmech.runtime.devices import is_available
@@ -32,9 +37,12 @@ from torchmech.runtime.devices import is_available
 SECTION_MARKERS: tuple[str, ...] = tuple(SECTIONS)
 
 # --- hypothesis -----------------------------------------------------------------------------
-settings.register_profile("dev", deadline=None, max_examples=50)
-settings.register_profile("ci", parent=settings.get_profile("ci"), deadline=None)
-settings.register_profile("thorough", deadline=None, max_examples=1000)
+# print_blob: the `@reproduce_failure` line docs/learning-path.md promises; no explain phase: its "always and only
+# run by failing test cases" lines point into NumPy's and torch's own files
+PHASES = tuple(p for p in Phase if p is not Phase.explain)
+settings.register_profile("dev", deadline=None, max_examples=50, print_blob=True, phases=PHASES)
+settings.register_profile("ci", parent=settings.get_profile("ci"), deadline=None, print_blob=True, phases=PHASES)
+settings.register_profile("thorough", deadline=None, max_examples=1000, print_blob=True, phases=PHASES)
 settings.load_profile("ci" if os.environ.get("CI") else os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 
@@ -79,6 +87,24 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "slow: a long run; deselected unless --runslow")
     config.addinivalue_line("markers", "cuda: runs on a CUDA device; skipped without one")
     config.addinivalue_line("markers", "mps: runs on an Apple MPS device")
+    chosen_backend(config)  # an unknown --backend, or a --impl that is no workspace: one line, before collection
+    chosen_impl(config)
+
+
+def chosen_impl(config: pytest.Config) -> str | None:
+    """``--impl``'s folder (or ``$TORCHMECH_IMPL``'s), checked: one that holds no workspace stops the run with
+    one line (the :class:`~torchmech.learn.WorkspaceError`'s), naming where the folder came from."""
+    path = config.getoption("--impl", default=None)
+    if not path:
+        return None
+    from torchmech.learn import WorkspaceError, cached_workspace
+
+    try:
+        cached_workspace(str(path))
+    except WorkspaceError as err:
+        given = any(a == "--impl" or a.startswith("--impl=") for a in config.invocation_params.args)
+        raise pytest.UsageError(f"{'--impl' if given else 'TORCHMECH_IMPL'}={path}: {err}") from None
+    return str(path)
 
 
 # --- devices --------------------------------------------------------------------------------
@@ -92,7 +118,7 @@ def chosen_backend(config: pytest.Config) -> str | None:
     try:
         usable(name)
     except ValueError as err:
-        raise pytest.UsageError(str(err)) from None
+        raise pytest.UsageError(f"--backend={name}: {err}") from None
     return name
 
 
@@ -125,6 +151,28 @@ def _seed_torch() -> None:
 
 
 # --- collection: section markers, bench, slow -----------------------------------------------
+_MODULE_MARK = re.compile(r"^pytestmark = pytest\.mark\.(\w+)\s*$", re.MULTILINE)
+_ANY_SECTION_MARK = re.compile(r"pytest\.mark\.(s[1-9]|chapter)\b")
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """``-m sN`` (one section's marker, the learning path's lesson) imports only that section's test files: a file
+    whose one section marker is its module's ``pytestmark`` and names another section is not even imported, nor
+    are the benchmarks (so §1's lesson does not wait for Lightning's import). Any other ``-m`` collects all."""
+    wanted = (config.getoption("markexpr", default="") or "").strip()
+    if wanted not in SECTION_MARKERS:
+        return None
+    if collection_path.is_dir():
+        return True if collection_path.name == "benchmarks" and collection_path.parent == config.rootpath else None
+    if collection_path.suffix != ".py" or not collection_path.name.startswith("test_"):
+        return None
+    text = collection_path.read_text(errors="replace")
+    marks = _MODULE_MARK.findall(text)
+    if len(marks) == 1 and marks[0] != wanted and len(_ANY_SECTION_MARK.findall(text)) == 1:
+        return True
+    return None
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     root = Path(config.rootpath)
     unmarked = []

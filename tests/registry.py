@@ -9,15 +9,18 @@ and ``test_exercise`` parametrised over the section's exercises (:func:`exercise
 :func:`check_exercise`): under ``--impl`` it is ``torchmech learn check``'s verdict on that exercise, word
 for word; on the reference it proves the exercise's check catches every catalogued mistake of it, each
 named as itself. So ``pytest -m s7`` runs §7's claims and ``pytest -k test_mse`` picks ``s7.mpg.test_mse``. A
-failure prints the claim's sentence, the book's value, ours, the rule and its reason.
+failure prints the claim's sentence, the book's value, the measured one ("yours" under ``--impl``, "ours" on
+torchmech itself), the rule and its reason, and nothing else: no traceback through torchmech.
 """
 
 from __future__ import annotations
 
 import pytest
 
+from torchmech.chapter.implementation import REFERENCE
 from torchmech.learn import Workspace
 from torchmech.learn.exercises import Exercise, exercises
+from torchmech.learn.grader import learner_frame
 from torchmech.spec.claims import claims
 from torchmech.spec.core import Claim, Context
 
@@ -29,11 +32,25 @@ def claim_cases(section: str) -> list:
 
 
 def check(claim: Claim, ctx: Context) -> None:
-    """Judge ``claim`` in ``ctx``; fail with the claim's explanation, skip where it cannot run."""
-    result = claim.judge(ctx)
+    """Judge ``claim`` in ``ctx``; fail with the claim's explanation (the measured value is "yours" when a
+    learner's implementation is under test), skip where it cannot run. A learner's piece that raises fails in one
+    line, as ``torchmech learn check`` says it: the exception and the learner's own line."""
+    __tracebackhide__ = True
+    yours = ctx.impl is not REFERENCE
+    raised = ""
+    try:
+        result = claim.judge(ctx)
+    except Exception as err:
+        if not yours:
+            raise  # torchmech's own error: its traceback is the report
+        at = learner_frame(err.with_traceback(err.__traceback__.tb_next))  # past this frame: not the learner's
+        raised = f"{type(err).__name__}: {err}" + (f" at {at}" if at else "")
+    if raised:  # failed outside the except block: no "during handling of the above exception"
+        pytest.fail(f"{claim.id}: {claim.statement}\n  yours raised {raised}", pytrace=False)
     if result.holds in ("skip", "n/a"):
         pytest.skip(result.ours if result.holds == "skip" else f"{result.ours}: {result.rule}")
-    assert result.holds not in ("no", "quick"), result.explain()
+    if result.holds in ("no", "quick"):
+        pytest.fail(result.explain("yours" if yours else "ours"), pytrace=False)
 
 
 def exercise_cases(section: str) -> list:

@@ -18,7 +18,18 @@ from torchmech.chapter.implementation import Implementation
 from torchmech.report.chapter import run_chapter
 from torchmech.spec import claims as registry
 from torchmech.spec.claims import CLAIMS, claim, claims
-from torchmech.spec.core import Arbiter, AtLeast, Band, Context, Erratum, Exact, Law, OffReference
+from torchmech.spec.core import (
+    Arbiter,
+    AtLeast,
+    Band,
+    Context,
+    Erratum,
+    Exact,
+    Law,
+    OffReference,
+    Result,
+    shape_difference,
+)
 
 pytestmark = pytest.mark.chapter
 
@@ -64,7 +75,8 @@ def test_the_books_numbers_live_only_in_the_registry() -> None:
 
 def test_a_changed_book_value_fails_both_views() -> None:
     """Plant a wrong book value: the chapter report exits 1 naming the claim, and the claim's pytest
-    case fails with the sentence, the book's value, ours and the rule."""
+    case fails with the sentence, the book's value, ours (torchmech is under test) and the rule, first thing,
+    without a traceback."""
     target = claim("s3.autograd.dL_dw")
     wrong = dataclasses.replace(target, book=target.book.replace("0)", "1)"))  # the last printed digit
     i = CLAIMS.index(target)
@@ -75,11 +87,71 @@ def test_a_changed_book_value_fails_both_views() -> None:
         CLAIMS[i] = target
     assert report.exit_code == 1 and [r.id for r in report.failed] == ["s3.autograd.dL_dw"]
     assert "FAIL: s3.autograd.dL_dw" in report.summary()
-    with pytest.raises(AssertionError) as failure:
+    with pytest.raises(pytest.fail.Exception) as failure:
         check(wrong, CPU)
-    message = str(failure.value)
-    for part in (wrong.statement, f"book: {wrong.book}", f"ours: {target.book}", "exact to the printed digits"):
-        assert part in message
+    assert failure.value.pytrace is False
+    assert str(failure.value).splitlines()[:4] == [f"{wrong.id}: {wrong.statement}", f"  book: {wrong.book}",
+                                                   f"  ours: {target.book}", "  rule: exact to the printed digits"]
+
+
+def _learners(**pieces: object) -> Context:
+    return Context(impl=Implementation("workspace /somewhere", pieces))
+
+
+def test_a_learners_failing_claim_says_yours_and_a_raising_piece_its_line() -> None:
+    """Under a learner's implementation the measured value is "yours", never "ours"; a piece that raises fails
+    in two lines: the claim, then the exception and the learner's line (here this file's lambda), with no
+    traceback and no chained exception behind it."""
+    c = claim("s1.compute_z.rank0")
+    with pytest.raises(pytest.fail.Exception) as failure:
+        check(c, _learners(compute_z=lambda a, b, c: 2 * a - b + c))
+    lines = str(failure.value).splitlines()
+    assert lines[:4] == [f"{c.id}: {c.statement}", f"  book: {c.book}", "  yours: tensor(3)",
+                         "  rule: exact to the printed digits"]
+    assert failure.value.pytrace is False and not re.search(r"\bours", str(failure.value))
+    with pytest.raises(pytest.fail.Exception) as raised:
+        check(c, _learners(compute_z=lambda a, b, c: torch.ad(a, b)))
+    lines = str(raised.value).splitlines()
+    assert len(lines) == 2 and lines[0] == f"{c.id}: {c.statement}"
+    assert re.fullmatch(r"  yours raised AttributeError: .*'ad' at test_claims\.py:\d+", lines[1]), lines[1]
+    assert raised.value.pytrace is False and raised.value.__context__ is None
+    with pytest.raises(pytest.fail.Exception) as inside:  # one tensor, not the pair: the claim's unpacking raises
+        check(claim("s3.analytic.dL_dw"), _learners(linear_loss_grad=lambda w, b, x, y: torch.tensor(1.0)))
+    assert str(inside.value).splitlines()[1].startswith("  yours raised TypeError")
+    assert not re.search(r" at \S+\.py:\d+$", str(inside.value)), str(inside.value)  # no learner's line to name
+
+
+def test_a_shape_only_difference_is_said_as_a_shape() -> None:
+    """A printed tensor whose numbers are the book's in another shape says so ("shape (1,) where () is
+    expected"): in the failure of a learner's linear_loss_grad that keeps x's dimension, and for printed
+    tensors and nested lists alike; nothing is said where the shapes agree or a value is no tensor."""
+    def keeps_the_dimension(w, b, x, y):  # 2x·r without the sum: shape (1,)
+        r = w.detach() * x + b.detach() - y
+        return 2 * x * r, (2 * r).sum()
+
+    c = claim("s3.analytic.dL_dw")
+    with pytest.raises(pytest.fail.Exception) as failure:
+        check(c, _learners(linear_loss_grad=keeps_the_dimension))
+    assert str(failure.value).splitlines()[2:4] == [
+        f"  yours: {c.book.replace('(', '([').replace(')', '])')}",
+        "  shape (1,) where () is expected (the numbers agree)"]
+    assert shape_difference("tensor(-0.56)", "tensor([-0.56])") == "shape (1,) where () is expected (the numbers agree)"
+    assert shape_difference("tensor(-0.56)", "tensor([-0.57])") == "shape (1,) where () is expected"
+    assert shape_difference("tensor([[ 0.11, -0.05]], grad_fn=<AddBackward0>)",
+                            "tensor([ 0.11, -0.05], grad_fn=<AddBackward0>)") == (
+        "shape (2,) where (1, 2) is expected (the numbers agree)")
+    assert shape_difference("[[1.5, 2.5], [3.5, 4.5]]", "[[1.5, 2.5, 3.5, 4.5]]") == (
+        "shape (1, 4) where (2, 2) is expected (the numbers agree)")
+    assert shape_difference("tensor(1)", "tensor(3)") == shape_difference("624", "[624]") == ""
+    same = Result(id="s1.x", section="s1", statement="", book="tensor(1)", ours="tensor(3)", holds="no", rule="r")
+    assert "shape" not in same.explain()
+
+
+def test_claims_and_contexts_print_in_one_short_line() -> None:
+    """A claim or context in a traceback (a test's parameter) is one short line, not a dump of every field."""
+    assert repr(claim("s1.compute_z.rank0")) == "Claim('s1.compute_z.rank0')"
+    assert repr(Context()) == "Context(cpu, eager, impl=torchmech)"
+    assert repr(_learners()) == "Context(cpu, eager, impl=workspace /somewhere)"
 
 
 def test_an_implementation_under_test_replaces_one_piece() -> None:

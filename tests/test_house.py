@@ -6,6 +6,8 @@ readers and learners' workspaces import by their first names still import, as th
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -280,3 +282,17 @@ def test_no_module_is_longer_than_600_lines() -> None:
     long = {str(f.relative_to(ROOT)): n for f in (ROOT / "torchmech").rglob("*.py")
             if (n := len(f.read_text().splitlines())) > 600}
     assert long == {}
+
+
+#: Modules a command imports before it knows it needs torch: `torchmech --help`, `learn status` answered from the
+#: remembered grades, finding a workspace, writing a course's grade files.
+LIGHT = ("torchmech.cli", "torchmech.learn", "torchmech.learn.where", "torchmech.learn.grades",
+         "torchmech.learn.course")
+
+
+def test_light_modules_import_no_torch() -> None:
+    """Each of :data:`LIGHT` imports without torch (a fresh interpreter per module, so none hides another's)."""
+    for name in LIGHT:
+        done = subprocess.run([sys.executable, "-c", f"import sys, {name}; print('torch' in sys.modules)"],
+                              capture_output=True, text=True, check=False, cwd=ROOT)
+        assert done.stdout.strip() == "False", (name, done.stdout, done.stderr[-2000:])

@@ -213,4 +213,76 @@ class ModuleListModel(nn.Module):
             pred = self.forward(x)[:, 0] >= 0.5
         return pred.numpy() if numpy_in else pred
 ''', "bool where float32 is expected"),
+    "compute_z_in_place_on_a_minus_b": ("s1_graph", '''
+def compute_z(a, b, c):
+    r = torch.sub(a, b)
+    r.mul_(2)
+    r.add_(c)
+    return r
+''', "float32 where float64 is expected"),
+    "compute_z_in_place_cast_first": ("s1_graph", '''
+def compute_z(a, b, c):
+    z = torch.sub(a, b).to(torch.result_type(a, c))  # the dtype the sum will have
+    z *= 2
+    z += c
+    return z
+''', "doesn't match the broadcast shape [2, 3]"),
+    "accuracy_never_reset": ("s9_lightning", '''
+import lightning.pytorch as pl
+from torchmetrics import Accuracy
+
+
+class MultiLayerPerceptron(pl.LightningModule):
+    def __init__(self, image_shape=(1, 28, 28), hidden_units=(32, 16)):
+        super().__init__()
+        self.train_acc = Accuracy(task="multiclass", num_classes=10)
+        self.valid_acc = Accuracy(task="multiclass", num_classes=10)
+        self.test_acc = Accuracy(task="multiclass", num_classes=10)
+        input_size = image_shape[0] * image_shape[1] * image_shape[2]
+        all_layers = [nn.Flatten()]
+        for hidden_unit in hidden_units:
+            all_layers += [nn.Linear(input_size, hidden_unit), nn.ReLU()]
+            input_size = hidden_unit
+        all_layers.append(nn.Linear(hidden_units[-1], 10))
+        self.model = nn.Sequential(*all_layers)
+
+    def forward(self, x):
+        return self.model(x)
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        logits = self(x)
+        loss = nn.functional.cross_entropy(logits, y)
+        self.train_acc.update(torch.argmax(logits, dim=1), y)
+        self.log("train_loss", loss, prog_bar=True)
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        x, y = batch
+        logits = self(x)
+        loss = nn.functional.cross_entropy(logits, y)
+        self.valid_acc.update(torch.argmax(logits, dim=1), y)
+        self.log("valid_loss", loss, prog_bar=True)
+        return loss
+
+    def test_step(self, batch, batch_idx):
+        x, y = batch
+        logits = self(x)
+        loss = nn.functional.cross_entropy(logits, y)
+        self.test_acc.update(torch.argmax(logits, dim=1), y)
+        self.log("test_loss", loss, prog_bar=True)
+        return loss
+
+    def on_train_epoch_end(self):
+        self.log("train_acc", self.train_acc.compute())
+
+    def on_validation_epoch_end(self):
+        self.log("valid_acc", self.valid_acc.compute())
+
+    def on_test_epoch_end(self):
+        self.log("test_acc", self.test_acc.compute())
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.parameters(), lr=0.001)
+''', "the metric is not reset after it is logged"),
 }

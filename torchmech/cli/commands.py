@@ -286,35 +286,115 @@ def _steps(total: int, desc: str, import_lightning: bool) -> Iterator[Callable[[
 
 
 def _learn(args: argparse.Namespace, device: None) -> Any:
-    """``torchmech learn init | check | status | mistakes``: the learner's commands."""
-    import os
-
+    """``torchmech learn init | check | status | watch | solution | mistakes``: the learner's commands. The
+    workspace is found before torch is imported, and ``status`` answers from the remembered grades where
+    nothing changed."""
     from torchmech import learn
 
-    if args.learn_command == "init":
-        try:
-            written, kept = learn.init_workspace(args.dir)
-        except OSError as err:
-            raise CommandError(f"cannot write the workspace {args.dir}: {err.strerror or err}") from None
-        lines = [f"wrote {path}" for path in written] + [f"kept  {path} (yours: not overwritten)" for path in kept]
-        lines.append(f"\nNext: open {args.dir}/s1_graph.py, then `torchmech learn check s1 --impl {args.dir}`.")
-        return Output({"written": [str(p) for p in written], "kept": [str(p) for p in kept]}, "\n".join(lines),
-                      written)
     if args.learn_command == "mistakes":
         return _mistakes(args)
-    impl = args.impl or Path(os.environ.get("TORCHMECH_IMPL", "."))
-    sections = [args.section] if args.learn_command == "check" else chapter_sections()
-    with quiet(import_lightning="s9" in sections):
+    try:
+        if args.learn_command == "init":
+            return _init(args)
+        ws_path = learn.find_workspace(args.impl)
+        if args.learn_command == "solution":
+            with quiet(import_lightning=False):
+                return Output({"exercise": args.name}, learn.solution(args.name, ws_path, timeout=args.timeout))
+        if args.learn_command == "watch":
+            from torchmech.learn.watch import watch
+
+            return watch(ws_path, timeout=args.timeout, poll=args.poll)
+        sections = _learn_sections(args)
+        targets = _course_targets(args)  # a bad --junit/--gradescope path fails before the grading, not after
+        if args.learn_command == "status":
+            known = [learn.remembered(ws_path, s, full=args.full, timeout=args.timeout) for s in sections]
+            if all(grades is not None for grades in known):  # nothing changed: no torch, no grading
+                return _course_files(targets, learn.Grades([g for gs in known for g in gs or []], str(ws_path),
+                                                           None, args.full))
+            sections = [s for s, grades in zip(sections, known, strict=True) if grades is None]  # to grade
+        with quiet(import_lightning="s9" in sections):
+            if args.learn_command == "status":
+                grades = learn.status(ws_path, full=args.full, timeout=args.timeout)
+            else:
+                ws = learn.load_workspace(ws_path, timeout=args.timeout, sections=sections)
+                grades = [g for s in sections for g in learn.check_section(s, ws, full=args.full,
+                                                                           timeout=args.timeout)]
+            tip = _hint(args, grades, ws_path)
+    except learn.WorkspaceError as err:
+        raise CommandError(str(err), code=1 if isinstance(err, learn.NotDone) else 2) from None
+    return _course_files(targets, learn.Grades(grades, str(ws_path), tip, args.full))
+
+
+def _init(args: argparse.Namespace) -> Output:
+    """``learn init DIR``: the stubs, the README and the marker (a torchmech checkout is refused)."""
+    from torchmech import learn
+
+    try:
+        written, kept = learn.init_workspace(args.dir)
+    except OSError as err:
+        raise CommandError(f"cannot write the workspace {args.dir}: {err.strerror or err}") from None
+    lines = [f"wrote {path}" for path in written] + [f"kept  {path} (yours: not overwritten)" for path in kept]
+    lines.append(f"\nNext: `cd {args.dir}`, write `compute_z` in s1_graph.py, then `torchmech learn check s1` "
+                 "(or `torchmech learn watch`, which grades each file you save).")
+    return Output({"written": [str(p) for p in written], "kept": [str(p) for p in kept]}, "\n".join(lines), written)
+
+
+def _hint(args: argparse.Namespace, grades: list, ws_path: Path) -> str | None:
+    """``--hint NAME``: that exercise's next rung; ``--hint`` alone: the first unfinished exercise's."""
+    from torchmech import learn
+
+    if getattr(args, "hint", None) is None:
+        return None
+    if args.hint:
+        return learn.hint(args.hint, ws_path)
+    todo = next((g for g in grades if g.status != "done"), None)
+    return learn.hint(todo.exercise, ws_path) if todo else "nothing left to hint: every exercise is done"
+
+
+def _learn_sections(args: argparse.Namespace) -> list[str]:
+    """The sections ``learn check sN`` or ``learn check --all`` (or ``learn status``) grades."""
+    if args.learn_command != "check" or (getattr(args, "all", False) and args.section is None):
+        return chapter_sections()
+    if args.section is None and args.hint:  # `learn check --hint NoisyLinear`: that exercise's section
+        from torchmech.learn.exercises import exercise
+
         try:
-            ws = learn.load_workspace(impl, timeout=args.timeout, sections=sections)
-        except learn.WorkspaceError as err:
-            raise CommandError(str(err)) from None
-        grades = [g for s in sections for g in learn.check_section(s, ws, full=args.full, timeout=args.timeout)]
-        tip = None
-        if args.learn_command == "check" and args.hint:
-            todo = next((g for g in grades if g.status != "done"), None)
-            tip = learn.hint(todo.exercise, ws.path) if todo else "nothing left to hint: every exercise is done"
-    return learn.Grades(grades, str(ws.path), tip, args.full)
+            return [exercise(args.hint).section]
+        except KeyError as err:
+            raise CommandError(err.args[0]) from None
+    if args.section is None:
+        raise CommandError("learn check: name a section (s1 … s9) or --all")
+    if getattr(args, "all", False):
+        raise CommandError(f"learn check: name a section ({args.section}) or --all, not both")
+    return [args.section]
+
+
+def _course_targets(args: argparse.Namespace) -> dict[str, tuple[Path, Callable[..., Path]]]:
+    """``--junit FILE`` / ``--gradescope FILE`` → (the path, its writer), each path checked before grading."""
+    from torchmech.learn import course
+
+    chosen = {"--junit": (getattr(args, "junit", None), course.write_junit),
+              "--gradescope": (getattr(args, "gradescope", None), course.write_gradescope)}
+    targets = {}
+    for option, (path, write) in chosen.items():
+        if path is not None:
+            try:
+                targets[option] = (course.check_target(path), write)
+            except OSError as err:
+                raise CommandError(f"cannot write {option} {path}: {err.strerror or err}") from None
+    return targets
+
+
+def _course_files(targets: dict[str, tuple[Path, Callable[..., Path]]], grades: Any) -> Any:
+    """The grades written where ``--junit`` / ``--gradescope`` ask (:mod:`torchmech.learn.course`), atomically;
+    the board then closes with the files' paths."""
+    files = []
+    for option, (path, write) in targets.items():
+        try:
+            files.append(write(grades, path))
+        except OSError as err:
+            raise CommandError(f"cannot write {option} {path}: {err.strerror or err}") from None
+    return Written(grades, files, "wrote " + ", ".join(map(str, files))) if files else grades
 
 
 def _mistakes(args: argparse.Namespace) -> Output:
@@ -400,8 +480,6 @@ _RUNS = ("xor", "mpg", "mnist", "lightning", "ignite", "bench", "data")
 
 def run(args: argparse.Namespace) -> Any:
     """Run the parsed command; every error the user must fix becomes one :class:`CommandError`."""
-    from torchmech.chapter.data.mnist import MnistDataError
-
     try:
         device = _device(args)
         if args.command == "xor" and args.seeds and args.plot is not None:
@@ -409,7 +487,9 @@ def run(args: argparse.Namespace) -> Any:
         json_only = args.command in _RUNS and getattr(args, "json", False)  # stdout holds the one JSON object
         with contextlib.redirect_stdout(sys.stderr) if json_only else contextlib.nullcontext():
             result = COMMANDS[args.command](args, device)
-    except MnistDataError as err:
+    except RuntimeError as err:
+        if type(err).__name__ != "MnistDataError":  # its module imports torch: `learn status` must not
+            raise
         raise CommandError(str(err), code=1) from None
     except ImportError as err:  # a dependency that is missing or broken in this environment: say which
         raise CommandError(f"a library does not import here: {type(err).__name__}: {err}") from None

@@ -164,23 +164,41 @@ def _add_bench(bench: argparse.ArgumentParser) -> None:
 
 
 def _add_learn(learn: argparse.ArgumentParser) -> None:
-    """``learn init | check | status | mistakes``: learner mode."""
+    """``learn init | check | status | watch | solution | mistakes``: learner mode."""
     learn_commands = learn.add_subparsers(dest="learn_command", required=True, parser_class=_Parser)
     init = learn_commands.add_parser("init", help="write a workspace of stubs, one module per section (never "
                                                   "overwrites a file)")
     init.add_argument("dir", nargs="?", type=Path, default=Path("ch13"), help="the workspace (default ch13/)")
-    grading = argparse.ArgumentParser(add_help=False, parents=[JSON])
-    grading.add_argument("--impl", type=Path, default=None, metavar="DIR",
-                         help="your workspace (default $TORCHMECH_IMPL, else the current folder)")
+    place = argparse.ArgumentParser(add_help=False)
+    place.add_argument("--impl", type=Path, default=None, metavar="DIR",
+                       help="your workspace (default $TORCHMECH_IMPL, else found from the current folder upward, "
+                            "as git finds a repository)")
+    place.add_argument("--timeout", type=_positive_float, default=None, metavar="S",
+                       help="seconds of computing (CPU time) each exercise's check may take (default 10; "
+                            "three times as long on the clock)")
+    grading = argparse.ArgumentParser(add_help=False, parents=[JSON, place])
     grading.add_argument("--full", action="store_true",
                          help="also judge the section's claims on the chapter's full runs with your code (slow)")
-    grading.add_argument("--timeout", type=_positive_float, default=None, metavar="S",
-                         help="seconds each exercise's check may take (default 10)")
-    check = learn_commands.add_parser("check", parents=[grading],
-                                      help="grade one section of your workspace, exercise by exercise")
-    check.add_argument("section", choices=chapter_sections(), metavar="sN", help="s1 … s9")
-    check.add_argument("--hint", action="store_true", help="one more hint for the first unfinished exercise")
-    learn_commands.add_parser("status", parents=[grading], help="every section: not started / failing / done")
+    course = argparse.ArgumentParser(add_help=False)  # grades a course collects (torchmech.learn.course)
+    course.add_argument("--junit", type=Path, default=None, metavar="FILE",
+                        help="also write the grades as JUnit XML: a testsuite per section, a testcase per exercise")
+    course.add_argument("--gradescope", type=Path, default=None, metavar="FILE",
+                        help="also write the grades as Gradescope's results.json: a test per exercise, 1 point each")
+    check = learn_commands.add_parser("check", parents=[grading, course],
+                                      help="grade one section of your workspace (or --all), exercise by exercise")
+    check.add_argument("section", nargs="?", choices=chapter_sections(), metavar="sN", help="s1 … s9")
+    check.add_argument("--all", action="store_true", help="grade every section (instead of naming one)")
+    check.add_argument("--hint", nargs="?", const="", default=None, metavar="NAME",
+                       help="one more hint for exercise NAME (any exercise, any time; alone: the first unfinished "
+                            "one of the section)")
+    learn_commands.add_parser("status", parents=[grading, course], help="every section: not started / failing / done")
+    watch = learn_commands.add_parser("watch", parents=[place],
+                                      help="stay open: re-grade each section file you save and show its board")
+    watch.add_argument("--poll", action="store_true", help="poll the files' times instead of the OS's file events "
+                                                           "(network or container folders)")
+    solution = learn_commands.add_parser("solution", parents=[place, JSON],
+                                         help="the reference and the book's values for an exercise, once it is done")
+    solution.add_argument("name", help="the exercise (compute_z, NoisyLinear, …)")
     mistakes = learn_commands.add_parser("mistakes", parents=[JSON], help="the catalogue of classic mistakes and "
                                                                          "the claims that catch each")
     mistakes.add_argument("--verify", action="store_true", help="run every mistake through its exercise's checks")

@@ -24,9 +24,7 @@ import dataclasses
 import math
 import numbers
 import random
-import signal
 import sys
-import threading
 import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -37,9 +35,6 @@ import numpy as np
 import torch
 
 import torchmech
-
-#: The default time limit of one exercise's check, in seconds (``--timeout``).
-TIME_LIMIT = 10.0
 
 
 # --- samples ---------------------------------------------------------------------------------------
@@ -503,37 +498,6 @@ def compare_observations(expected: Mapping[str, Any], got: Mapping[str, Any]) ->
                                  "another order, than the reference")
             return found
     return None
-
-
-# --- time limits -----------------------------------------------------------------------------------------
-class TookTooLong(BaseException):
-    """The learner's code ran past the exercise's time limit."""
-
-    def __init__(self, seconds: float) -> None:
-        super().__init__(f"took longer than {seconds:g} s (an endless loop, or far too slow)")
-        self.seconds = seconds
-
-
-@contextlib.contextmanager
-def time_limit(seconds: float | None) -> Iterator[None]:
-    """Raise :class:`TookTooLong` in the main thread once ``seconds`` have passed (a real-time timer; no
-    limit off the main thread or where the platform has no ``setitimer``)."""
-    usable = (seconds and seconds > 0 and hasattr(signal, "setitimer")
-              and threading.current_thread() is threading.main_thread())
-    if not usable:
-        yield
-        return
-
-    def fire(signum: int, frame: Any) -> None:
-        raise TookTooLong(seconds)
-
-    previous = signal.signal(signal.SIGALRM, fire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 #: The kinds of observable, each with its comparison, tried in this order: the first kind the expected value

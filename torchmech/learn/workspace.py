@@ -13,8 +13,9 @@
   mistake only when the code behaves exactly like it) or ``done``. A module that does not import
   fails its own section only.
 * :func:`check` is the same from Python or a notebook, for a section or for one function or class.
-* :func:`hint` climbs each exercise's ladder one rung per request: the chapter's idea, the
-  formula, the reference's line — never the solution unasked.
+* :func:`find_workspace` finds the workspace as git finds a repository (``--impl``, ``$TORCHMECH_IMPL``, else
+  the :data:`MARKER` from the current folder upward); :func:`init_workspace` refuses a torchmech checkout.
+* Hints and solutions per exercise: :mod:`torchmech.learn.hints`.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from __future__ import annotations
 import ast
 import functools
 import importlib.util
-import json
 import sys
 import textwrap
 from collections.abc import Sequence
@@ -33,59 +33,76 @@ from typing import Any
 from torchmech import SECTIONS
 from torchmech.chapter.implementation import Implementation
 from torchmech.learn.exercises import Exercise, exercise, exercises, failures
-from torchmech.learn.grader import TIME_LIMIT, TookTooLong, learner_frame, time_limit
+from torchmech.learn.grader import learner_frame
+from torchmech.learn.grades import Grade, Grades, remember, remembered
+from torchmech.learn.limits import TIME_LIMIT, TookTooLong, time_limit
 from torchmech.learn.mistakes import likely_mistake
+from torchmech.learn.where import MARKER, MODULES, WorkspaceError, checkout_around, find_workspace
 
-#: The stub module of each section, as the workspace names it.
-MODULES: dict[str, str] = {"s1": "s1_graph", "s2": "s2_init", "s3": "s3_autodiff", "s4": "s4_nn", "s5": "s5_xor",
-                           "s6": "s6_modules", "s7": "s7_auto_mpg", "s8": "s8_mnist", "s9": "s9_lightning"}
+_HEADER = '''"""{title} — your implementation. `torchmech learn check {section}` grades it."""
 
-_HEADER = '''"""{title} — your implementation. `torchmech learn check {section} --impl .` grades it."""
-
+# ruff: noqa: F401  (the imports the chapter's code uses here; keep what you need)
 from __future__ import annotations
 
 import math
 
-import numpy as np
-import torch
-from torch import nn
-{extra}'''
+{imports}
+'''
 
+#: Each section's imports beyond NumPy's and torch's (a learner's workspace sees torchmech as an installed library).
 _EXTRA = {
-    "s5": "\nfrom torchmech.data.xor import XorData\nfrom torchmech.train import History\n",
-    "s7": "\nfrom torchmech.data.auto_mpg import MpgData, load_auto_mpg\n",
-    "s9": "\nimport lightning.pytorch as pl\nfrom torchmetrics import Accuracy\n",
+    "s5": ("from torchmech.chapter.data.xor import XorData", "from torchmech.chapter.train import History"),
+    "s7": ("from torchmech.chapter.data.auto_mpg import MpgData, load_auto_mpg",),
+    "s9": ("import lightning.pytorch as pl", "from torchmetrics import Accuracy"),
 }
+
+
+def _imports(section: str) -> str:
+    """The stub's third-party imports in the linter's order: plain imports, then from-imports, each by module."""
+    lines = ["import numpy as np", "import torch", "from torch import nn", *_EXTRA.get(section, ())]
+    return "\n".join(sorted(lines, key=lambda line: (line.startswith("from "), line.split()[1])))
+
 
 README = """# Chapter 13, written by you
 
 One module per section of the chapter. Each function or class raises `NotImplementedError`
 until you write it; its docstring says the task and which claims of the chapter check it.
+Every command below works from this folder or any folder inside it (torchmech finds the
+workspace by its `.torchmech-workspace` file, as git finds a repository):
 
-    torchmech learn status --impl .          # every section: not started / failing / done
-    torchmech learn check s1 --impl .        # grade §1 against the book's values and laws
-    torchmech learn check s1 --impl . --hint # one more hint for the first unfinished exercise
-    pytest --impl=PATH/TO/THIS/FOLDER        # in a torchmech checkout: the specification on your code
+    torchmech learn status                  # every section: not started / failing / done
+    torchmech learn check s1                # grade §1 against the book's values and laws
+    torchmech learn check --hint compute_z  # one more hint for that exercise (any exercise, any time)
+    torchmech learn solution compute_z      # the reference and the book's values, once compute_z is done
+    torchmech learn watch                   # re-grade each file you save, and show its board
 
 An exercise you have not started falls back to torchmech's own version, so you can work on one
-at a time. Nothing here is overwritten by `torchmech learn init`.
+at a time. Nothing here is overwritten by `torchmech learn init`. From a torchmech checkout,
+`pytest --impl={path}` runs the whole specification on your code.
 """
 
 
-class WorkspaceError(Exception):
-    """A folder that is no workspace (missing, or without any section module): one line."""
-
-
 def init_workspace(directory: Path) -> tuple[list[Path], list[Path]]:
-    """Write the stubs and the README into ``directory``; returns (written, kept) — existing files
-    are kept untouched."""
+    """Write the stubs, the README and the :data:`MARKER` into ``directory``; returns (written, kept) —
+    existing files are kept untouched.
+
+    Raises:
+        WorkspaceError: ``directory`` is inside a torchmech checkout, whose tests, linter and git would take
+            the learner's code for its own (one line naming a better place).
+    """
+    checkout = checkout_around(directory)
+    if checkout is not None:
+        raise WorkspaceError(f"{directory} is inside the torchmech checkout {checkout}, whose tests, ruff and git "
+                             f"would take your code for theirs: make it elsewhere, e.g. `torchmech learn init "
+                             f"{Path.home() / 'ch13'}`")
     directory.mkdir(parents=True, exist_ok=True)
     written, kept = [], []
-    files = {directory / "README.md": README}
+    files = {directory / "README.md": README.format(path=directory.resolve()),
+             directory / MARKER: "torchmech learner workspace (written by `torchmech learn init`)\n"}
     for section, module in MODULES.items():
-        body = [_HEADER.format(title=SECTIONS[section], section=section, extra=_EXTRA.get(section, "")).rstrip() + "\n"]
+        body = [_HEADER.format(title=SECTIONS[section], section=section, imports=_imports(section))]
         for e in exercises(section):
-            body.append(_stub(e, directory))
+            body.append(_stub(e))
         files[directory / f"{module}.py"] = "".join(body)
     for path, text in files.items():
         if path.exists():
@@ -93,21 +110,26 @@ def init_workspace(directory: Path) -> tuple[list[Path], list[Path]]:
             continue
         path.write_text(text)
         written.append(path)
+    for section in MODULES:  # a fresh stub's grades are known: `learn status` answers at once
+        if directory / f"{MODULES[section]}.py" in written:
+            remember(directory, section, [Grade(e.name, section, "not started") for e in exercises(section)])
     return written, kept
 
 
-def _stub(e: Exercise, directory: Path) -> str:
+def _stub(e: Exercise) -> str:
     checked = ", ".join(e.claims) if e.claims else "the reference, on drawn inputs"
     wrap = lambda text: textwrap.fill(text, 100, initial_indent="    ", subsequent_indent="    ")  # noqa: E731
     checks = (f"Checked by: {checked}; every sample input is compared with torchmech's own {e.name} (values, "
               f"shapes, dtypes, types, the inputs after the call, the random draws).")
     doc = (f'    """{wrap(e.task).strip()}\n\n{wrap(checks)}\n'
-           f'    Stuck? `torchmech learn check {e.section} --impl {directory} --hint`.\n    """')
+           f'    Stuck? `torchmech learn check --hint {e.name}`.\n    """')
     raise_line = f'raise NotImplementedError("{e.name}: not started (see the docstring)")'
+    stub = textwrap.fill(e.stub, 120, subsequent_indent=" " * (e.stub.find("(") + 1), break_on_hyphens=False,
+                         break_long_words=False)  # a long signature wraps under its first argument
     if e.stub.startswith("class "):
-        return (f"\n\n{e.stub}\n{doc}\n\n    def __init__(self, *args, **kwargs) -> None:\n"
+        return (f"\n\n{stub}\n{doc}\n\n    def __init__(self, *args, **kwargs) -> None:\n"
                 f"        super().__init__()\n        {raise_line}\n")
-    return f"\n\n{e.stub}\n{doc}\n    {raise_line}\n"
+    return f"\n\n{stub}\n{doc}\n    {raise_line}\n"
 
 
 def _not_started(node: ast.AST) -> bool:
@@ -143,8 +165,9 @@ class Workspace:
 
 @functools.cache
 def cached_workspace(directory: str) -> Workspace:
-    """:func:`load_workspace`, once per process (pytest's ``--impl``)."""
-    return load_workspace(directory)
+    """:func:`load_workspace` of the workspace ``directory`` is or lies in (:func:`find_workspace`), once per process
+    (pytest's ``--impl``)."""
+    return load_workspace(find_workspace(directory))
 
 
 def _module_error(file: Path, err: BaseException) -> str:
@@ -168,7 +191,7 @@ def load_workspace(directory: str | Path, timeout: float | None = None,
 
     path = Path(directory).expanduser()
     if not path.is_dir() or not any((path / f"{m}.py").exists() for m in MODULES.values()):
-        raise WorkspaceError(f"no torchmech workspace in {path} (run `torchmech learn init {path}`)")
+        raise WorkspaceError(f"no torchmech workspace in {path} (make one with `torchmech learn init {path}`)")
     overrides: dict[str, Any] = {}
     source: dict[str, str] = {}
     errors: dict[str, str] = {}
@@ -177,7 +200,8 @@ def load_workspace(directory: str | Path, timeout: float | None = None,
         if not file.exists() or (sections is not None and section not in sections):
             continue
         try:
-            tree = ast.parse(file.read_text(), filename=str(file))
+            text = file.read_text()
+            tree = ast.parse(text, filename=str(file))
         except SyntaxError as err:
             errors[section] = _module_error(file, err)
             continue
@@ -193,7 +217,9 @@ def load_workspace(directory: str | Path, timeout: float | None = None,
         sys.modules[name] = mod
         try:
             with time_limit(TIME_LIMIT if timeout is None else timeout):
-                spec.loader.exec_module(mod)
+                # From the text just read, not a cached .pyc: a file saved twice within a second (watch mode) is
+                # never run stale, and no __pycache__ lands in the learner's folder.
+                exec(compile(tree, str(file), "exec"), mod.__dict__)
         except (Exception, TookTooLong) as err:  # the learner's module: any error is theirs to see, in one line
             errors[section] = _module_error(file, err)
             sys.modules.pop(name, None)
@@ -208,23 +234,6 @@ def load_workspace(directory: str | Path, timeout: float | None = None,
 
 
 # --- grading ----------------------------------------------------------------------------------------
-@dataclass
-class Grade:
-    """How one exercise stands: ``not started``, ``failing`` (with the first failure and, when the code
-    behaves exactly like one, the catalogued mistake) or ``done``."""
-
-    exercise: str
-    section: str
-    status: str
-    failure: str = ""
-    failed: list[str] = field(default_factory=list)  # claim ids, "samples", "time", "import"
-    mistake: str = ""
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"exercise": self.exercise, "section": self.section, "status": self.status,
-                "failure": self.failure, "failed": self.failed, "mistake": self.mistake}
-
-
 def grade_piece(e: Exercise, impl: Implementation, *, full: bool = False, timeout: float | None = None) -> Grade:
     """Grade the piece ``impl`` gives for ``e``: its claims, then every sample against the reference; a
     failure is named after a catalogued mistake only when the piece behaves exactly like it."""
@@ -252,85 +261,26 @@ def grade(e: Exercise, ws: Workspace, *, full: bool = False, timeout: float | No
 
 
 def check_section(section: str, ws: Workspace, *, full: bool = False, timeout: float | None = None) -> list[Grade]:
-    return [grade(e, ws, full=full, timeout=timeout) for e in exercises(section)]
+    """Grade every exercise of a section, and remember the grades in the workspace (:func:`remember`)."""
+    grades = [grade(e, ws, full=full, timeout=timeout) for e in exercises(section)]
+    remember(ws.path, section, grades, full=full, timeout=timeout)
+    return grades
 
 
-def board(grades: list[Grade], *, full: bool = False) -> str:
-    """The learner's board: one line per exercise, the first failure under a failing one, then what to do next."""
-    mark = {"done": "✓ done", "failing": "✗ failing", "not started": "· not started"}
-    done = sum(g.status == "done" for g in grades)
-    lines = [f"{done}/{len(grades)} done  (each exercise against torchmech's own on drawn inputs; its claims "
-             + ("on the chapter's full runs)" if full else "on short runs — `--full` for the chapter's runs)")]
-    for g in grades:
-        lines.append(f"{SECTIONS[g.section].split(' ')[0]}  {g.exercise:26s} {mark[g.status]}")
-        if g.status == "failing":
-            lines += [f"      {line}" for line in g.failure.splitlines()]
-            if g.mistake:
-                lines.append(f"      looks like a classic mistake: {g.mistake}")
-    todo = next((g for g in grades if g.status == "failing"), None) or next(
-        (g for g in grades if g.status == "not started"), None)
-    if todo is None:
-        lines.append("\nAll done here. Next: `torchmech learn status` for the other sections.")
-    else:
-        verb = "fix" if todo.status == "failing" else "write"
-        lines.append(f"\nNext: {verb} `{todo.exercise}` (its docstring says the task; "
-                     f"`torchmech learn check {todo.section} --hint` for a hint).")
-    return "\n".join(lines)
-
-
-@dataclass
-class Grades:
-    """A grading's result: ``table()`` (the board), ``to_json()``, ``exit_code``; in Jupyter its
-    ``_repr_html_`` shows the board (expected against yours, the diagnosis, the mistake)."""
-
-    grades: list[Grade]
-    workspace: str = ""
-    hint: str | None = None
-    full: bool = False
-
-    def table(self) -> str:
-        return board(self.grades, full=self.full) + (f"\n\n{self.hint}" if self.hint else "")
-
-    def to_json(self) -> dict[str, Any]:
-        return {"workspace": self.workspace, "done": sum(g.status == "done" for g in self.grades),
-                "exercises": [g.as_dict() for g in self.grades], "hint": self.hint}
-
-    @property
-    def exit_code(self) -> int:
-        return 0 if all(g.status == "done" for g in self.grades) else 1
-
-    def write(self, out: Path) -> list[Path]:
-        """``out/learn.json`` (:meth:`to_json`)."""
-        out.mkdir(parents=True, exist_ok=True)
-        path = out / "learn.json"
-        path.write_text(json.dumps(self.to_json(), indent=2))
-        return [path]
-
-    def __repr__(self) -> str:
-        return self.table()
-
-    def _repr_html_(self) -> str:
-        import html
-
-        colour = {"done": "#1a7f37", "failing": "#cf222e", "not started": "#6e7781"}
-        rows = []
-        for g in self.grades:
-            detail = html.escape(g.failure)
-            if g.mistake:
-                detail += f"\n<b>looks like a classic mistake:</b> {html.escape(g.mistake)}"
-            rows.append(f"<tr><td>{g.section}</td><td><code>{g.exercise}</code></td>"
-                        f"<td style='color:{colour[g.status]}'>{g.status}</td>"
-                        f"<td><pre style='margin:0;white-space:pre-wrap'>{detail}</pre></td></tr>")
-        done = sum(g.status == "done" for g in self.grades)
-        hint = f"<p>{html.escape(self.hint)}</p>" if self.hint else ""
-        return (f"<p><b>{done}/{len(self.grades)} done</b></p><table><tr><th>§</th><th>exercise</th>"
-                f"<th>status</th><th>expected vs yours</th></tr>{''.join(rows)}</table>{hint}")
+def status(directory: Path, *, full: bool = False, timeout: float | None = None) -> list[Grade]:
+    """Every section's grades: remembered where nothing they depend on changed, graded again where it did."""
+    known = {s: remembered(directory, s, full=full, timeout=timeout) for s in MODULES}
+    stale = [s for s, grades in known.items() if grades is None]
+    if stale:
+        ws = load_workspace(directory, timeout=timeout, sections=stale)
+        known.update({s: check_section(s, ws, full=full, timeout=timeout) for s in stale})
+    return [g for s in MODULES for g in known[s] or []]
 
 
 def check(target: Any = None, impl: str | Path | None = None, *, full: bool = False,
           timeout: float | None = None) -> Grades:
-    """Grade from Python or a notebook: ``check("s1")`` grades §1 of the workspace ``impl`` (default
-    ``$TORCHMECH_IMPL`` or the current folder); ``check(compute_z)`` grades a function or class defined
+    """Grade from Python or a notebook: ``check("s1")`` grades §1 of the workspace ``impl`` (default: as
+    :func:`find_workspace` finds it); ``check(compute_z)`` grades a function or class defined
     right here, by its name (``compute_z``, ``NoisyLinear``…).
 
     Example::
@@ -341,8 +291,6 @@ def check(target: Any = None, impl: str | Path | None = None, *, full: bool = Fa
         >>> check(compute_z).grades[0].status
         'done'
     """
-    import os
-
     if target is not None and not isinstance(target, str):
         name = getattr(target, "__name__", "")
         try:
@@ -356,20 +304,6 @@ def check(target: Any = None, impl: str | Path | None = None, *, full: bool = Fa
     unknown = [s for s in sections if s not in MODULES]
     if unknown:
         raise WorkspaceError(f"no section {unknown[0]!r}: choose from {', '.join(MODULES)}")
-    ws = load_workspace(impl or os.environ.get("TORCHMECH_IMPL", "."), timeout=timeout, sections=sections)
+    ws = load_workspace(find_workspace(impl), timeout=timeout, sections=sections)
     grades = [g for s in sections for g in check_section(s, ws, full=full, timeout=timeout)]
     return Grades(grades, str(ws.path), full=full)
-
-
-# --- hints ---------------------------------------------------------------------------------------------
-def hint(name: str, ws_path: Path) -> str:
-    """The next rung of ``name``'s hint ladder (the chapter's idea → the formula → the reference's line);
-    the rung reached is kept in the workspace's ``.hints.json``."""
-    e = exercise(name)
-    state_file = ws_path / ".hints.json"
-    state = json.loads(state_file.read_text()) if state_file.exists() else {}
-    level = min(state.get(name, 0), len(e.hints) - 1)
-    state[name] = level + 1
-    state_file.write_text(json.dumps(state, indent=2))
-    label = ("the chapter's idea", "the formula", "the reference's line")[level]
-    return f"hint {level + 1}/3 for `{name}` ({label}): {e.hints[level]}"

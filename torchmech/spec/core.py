@@ -17,6 +17,7 @@ its ``core``.
 from __future__ import annotations
 
 import importlib.util
+import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -69,6 +70,10 @@ class Context:
     data: Path | None = None
     runs: Runs = SHARED
     known: dict[tuple[str, str], Any] = field(default_factory=dict)
+
+    def __repr__(self) -> str:  # one line in a traceback, not the runs' and the known values' dump
+        return f"Context({self.device}, {self.backend if isinstance(self.backend, str) else self.backend.name}, " \
+               f"impl={self.impl.name}{', quick' if self.quick else ''})"
 
     @property
     def be(self) -> Backend:
@@ -130,6 +135,76 @@ def show(value: Any, digits: int | None = None) -> str:
     if isinstance(value, float) and digits is not None:
         return f"{value:.{digits}f}"
     return str(value)
+
+
+def _printed_shape(text: str) -> tuple[tuple[int, ...], list[str], str] | None:
+    """A printed tensor (``tensor([[1., 2.]], grad_fn=…)``) or nested list read back: its shape, its numbers as
+    printed, the rest (``grad_fn=…``); ``None`` if ``text`` is neither, or is summarised (``...``)."""
+    text = text.strip()
+    wrapped = re.fullmatch(r"tensor\((.*)\)", text, flags=re.DOTALL)
+    body = wrapped.group(1).strip() if wrapped else text
+    if not body.startswith("[") and not wrapped:
+        return None
+    if body.startswith("["):
+        depth, end = 0, len(body)
+        for i, ch in enumerate(body):
+            depth += {"[": 1, "]": -1}.get(ch, 0)
+            if depth == 0:
+                end = i + 1
+                break
+        data, rest = body[:end], body[end:]
+    else:
+        data, _, rest = body.partition(",")
+    tokens = re.findall(r"\[|\]|[^\[\],\s]+", data)
+    if "..." in tokens or not tokens:
+        return None
+
+    def parse(i: int) -> tuple[Any, int]:
+        if tokens[i] != "[":
+            return tokens[i], i + 1
+        items, i = [], i + 1
+        while tokens[i] != "]":
+            item, i = parse(i)
+            items.append(item)
+        return items, i + 1
+
+    try:
+        tree, used = parse(0)
+    except IndexError:
+        return None
+    if used != len(tokens):
+        return None
+    shape: list[int] = []
+    node = tree
+    while isinstance(node, list):
+        shape.append(len(node))
+        node = node[0] if node else None
+    flat: list[str] = []
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, list):
+            stack.extend(reversed(node))
+        else:
+            flat.append(node)
+    return tuple(shape), flat, rest.strip(" ,")
+
+
+def shape_difference(expected: str, got: str) -> str:
+    """How two printed tensors differ in shape, in words (``shape (1,) where () is expected``, with ``(the
+    numbers agree)`` when only the shape differs); ``""`` when the shapes agree or either is no printed tensor."""
+    a, b = _printed_shape(expected), _printed_shape(got)
+    if a is None or b is None or a[0] == b[0]:
+        return ""
+
+    def same(x: str, y: str) -> bool:
+        try:
+            return float(x) == float(y)
+        except ValueError:
+            return x == y
+
+    agree = len(a[1]) == len(b[1]) and all(map(same, a[1], b[1])) and a[2] == b[2]
+    return f"shape {b[0]} where {a[0]} is expected" + (" (the numbers agree)" if agree else "")
 
 
 def _numbers(value: Any) -> list[float]:
@@ -322,10 +397,13 @@ class Result:
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-    def explain(self) -> str:
-        """The failure message: the sentence, the book's value, ours, the rule and its reason."""
+    def explain(self, who: str = "ours") -> str:
+        """The failure message: the sentence, the book's value, the measured one (labelled ``who``: ``"ours"`` for
+        torchmech's, ``"yours"`` for a learner's), a shape that differs from the book's, the rule and its reason."""
         ratio = f"\n  error ratio: {self.ratio:.3g} (≤ 1 holds)" if self.ratio is not None else ""
-        return (f"{self.id}: {self.statement}\n  book: {self.book}\n  ours: {self.ours}\n"
+        shape = shape_difference(self.book, self.ours)
+        shape = f"\n  {shape}" if shape else ""
+        return (f"{self.id}: {self.statement}\n  book: {self.book}\n  {who}: {self.ours}{shape}\n"
                 f"  rule: {self.rule}\n  holds: {self.holds} on {self.backend}{ratio}")
 
 
@@ -367,6 +445,9 @@ class Claim:
     needs: str | None = None
     plain_only: str | None = None
     recipe: str | None = None
+
+    def __repr__(self) -> str:  # one line in a traceback (a test's parameter), not every field
+        return f"Claim({self.id!r})"
 
     @property
     def section(self) -> str:

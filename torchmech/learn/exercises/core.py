@@ -18,21 +18,19 @@ from torch import nn
 from torchmech.chapter.implementation import REFERENCE, Implementation
 from torchmech.chapter.runs import mpg_run, xor_run
 from torchmech.learn.grader import (
-    TIME_LIMIT,
     Difference,
     Raised,
     Sample,
-    TookTooLong,
     compare_observations,
     explain_ratios,
     learner_frame,
     rng_states,
     seeded,
     short,
-    time_limit,
 )
+from torchmech.learn.limits import TIME_LIMIT, TookTooLong, time_limit
 from torchmech.spec.claims import claim, claims
-from torchmech.spec.core import Context
+from torchmech.spec.core import Context, shape_difference
 from torchmech.spec.runs import Runs
 
 Observe = Callable[[Any, Sample], dict[str, Any]]
@@ -55,6 +53,9 @@ class Exercise:
             observations → a sentence or ``""``.
         runs: the trimmed chapter runs that take the piece (``xor_run`` with your ``train``…), compared
             with the same runs on the reference.
+        spans: the input dimensions the task allows and the samples span ("0-d", "broadcasting", "≥ 3
+            epochs"…: the vocabulary and each one's check on the samples in
+            :mod:`torchmech.learn.exercises.spans`).
     """
 
     name: str
@@ -67,6 +68,7 @@ class Exercise:
     hints: tuple[str, str, str]
     diagnose: Callable[[dict, dict], str] | None = field(default=None, compare=False)
     runs: Callable[[], Sequence[Sample]] | None = field(default=None, compare=False)
+    spans: tuple[str, ...] = ()
 
     @functools.cached_property
     def sample_list(self) -> tuple[Sample, ...]:
@@ -164,8 +166,9 @@ def failures(e: Exercise, impl: Any, *, full: bool = False, timeout: float | Non
                                             + (f" at {at}" if at else "")))
                 else:
                     if result.holds == "no":
+                        shape = shape_difference(result.book, result.ours)
                         found.append((claim_id, f"{claim_id}: {result.statement}\n  book: {result.book}\n  yours: "
-                                                f"{result.ours}"))
+                                                f"{result.ours}" + (f"\n  {shape}" if shape else "")))
             finding = check_piece(e, getattr(impl, e.name))
             if finding is not None:
                 found.append(("samples", finding.message()))

@@ -24,12 +24,12 @@ def fans_samples() -> tuple[Sample, ...]:
 
 
 def glorot_samples() -> tuple[Sample, ...]:
-    cases = [(3, 5, 1.0), (784, 32, 1.0), (4, 16, 0.5), (1, 1, 2.0), (10, 3, math.sqrt(2.0)), (2, 4, 1.0)]
+    cases = [(3, 5, 1.0), (784, 32, 1.0), (4, 16, 0.5), (1, 1, 2.0), (10, 3, math.sqrt(2.0)), (2, 4, 1.0), (6, 2)]
     return tuple(Sample(_fresh(*c), ("fan_in", "fan_out", "gain"), seed=i) for i, c in enumerate(cases))
 
 
 def unit_samples() -> tuple[Sample, ...]:
-    return (Sample(tuple, (), seed=1),)
+    return (Sample(tuple, (), seed=1), Sample(tuple, (), seed=2))
 
 
 def parameter_module(piece: Any, sample: Sample) -> dict[str, Any]:
@@ -59,19 +59,22 @@ EXERCISES: tuple[Exercise, ...] = (
              ("§2: Glorot's scale depends on how many inputs and outputs a unit has.",
               "the receptive field is the product of the kernel dimensions shape[2:]; both fans are multiplied "
               "by it.",
-              "receptive = math.prod(shape[2:]); return shape[1] * receptive, shape[0] * receptive")),
+              "receptive = math.prod(shape[2:]); return shape[1] * receptive, shape[0] * receptive"),
+             spans=("rank ≥ 3",)),
     Exercise("glorot_bound", "s2", "def glorot_bound(fan_in, fan_out, gain=1.0):",
              "Return the half-width a of Glorot's uniform law U(−a, a), as a Python float.", (),
              glorot_samples, call,
              ("§2: Xavier keeps the variance of activations equal across layers.",
               "U(−a, a) has variance a²/3, and Glorot wants the variance 2/(fan_in + fan_out), times gain².",
-              "return gain * math.sqrt(6.0 / (fan_in + fan_out))")),
+              "return gain * math.sqrt(6.0 / (fan_in + fan_out))"),
+             spans=("defaults and other values",)),
     Exercise("glorot_std", "s2", "def glorot_std(fan_in, fan_out, gain=1.0):",
              "Return the standard deviation of Glorot's normal law, as a Python float.", (),
              glorot_samples, call,
              ("§2: the normal version has the same variance as the uniform one.",
               "its variance is 2/(fan_in + fan_out), times gain².",
-              "return gain * math.sqrt(2.0 / (fan_in + fan_out))")),
+              "return gain * math.sqrt(2.0 / (fan_in + fan_out))"),
+             spans=("defaults and other values",)),
     Exercise("ParameterModule", "s2", "class ParameterModule(nn.Module):",
              "The chapter's MyModule with two tensors w1 (2×3) and w2 (1×2), initialised by "
              "nn.init.xavier_normal_ in that order, that the module registers as parameters named w1 and w2 "
@@ -79,5 +82,6 @@ EXERCISES: tuple[Exercise, ...] = (
              ("s2.mymodule.fixed",), unit_samples, parameter_module,
              ("§2: a module only sees tensors it registered; a plain attribute is invisible to parameters().",
               "wrap each tensor in nn.Parameter(...) before assigning it to self.",
-              "self.w1 = nn.Parameter(torch.empty(2, 3)); nn.init.xavier_normal_(self.w1)")),
+              "self.w1 = nn.Parameter(torch.empty(2, 3)); nn.init.xavier_normal_(self.w1)"),
+             spans=("several seeds",)),
 )

@@ -62,7 +62,7 @@ def fgsm_samples() -> tuple[Sample, ...]:
         def make(model=model, state=state, x=x, y=y, loss=loss, eps=eps, clamp=clamp) -> tuple:
             model.load_state_dict(state)
             model.zero_grad(set_to_none=True)
-            return model, loss, x.clone(), y.clone(), eps, clamp
+            return (model, loss, x.clone(), y.clone(), eps) + (() if clamp is None else (clamp,))  # None: left out
         out.append(Sample(make, ("model", "loss_fn", "x", "y", "epsilon", "clamp"), seed=i))
     return tuple(out)
 
@@ -79,7 +79,7 @@ def fgsm(piece: Any, sample: Sample) -> dict[str, Any]:
             out = piece(*args)
         except Exception as err:
             return _raised(err)
-        clamp = args[5]
+        clamp = args[5] if len(args) > 5 else None
         inside = (clamp is None or not isinstance(out, torch.Tensor)
                   or bool(((out >= clamp[0]) & (out <= clamp[1])).all()))
         obs: dict[str, Any] = {
@@ -102,7 +102,8 @@ EXERCISES: tuple[Exercise, ...] = (
              ("§3: the chain rule gives the gradient of a squared error by hand.",
               "with the residual r = w·x + b − y, each squared term differentiates to 2·r times the inner "
               "derivative (x for w, 1 for b).",
-              "r = w.detach() * x + b.detach() - y; return 2 * (x * r).sum(), 2 * r.sum()")),
+              "r = w.detach() * x + b.detach() - y; return 2 * (x * r).sum(), 2 * r.sum()"),
+             spans=("0-d", "a single row", "several dtypes")),
     Exercise("fgsm", "s3", "def fgsm(model, loss_fn, x, y, epsilon, clamp=None):",
              "One fast-gradient-sign step: x + ε·sign(∂L/∂x), the gradient with respect to the INPUT (the side "
              "box of §3), L = loss_fn(model(x), y); when clamp = (lo, hi) is given, clamp the stepped result to "
@@ -112,5 +113,6 @@ EXERCISES: tuple[Exercise, ...] = (
              ("§3's side box: the gradient w.r.t. the input shows how to change the input to raise the loss.",
               "take the gradient of the loss w.r.t. a detached copy of x that requires grad, step by ε times its "
               "sign, then clamp.",
-              "x = x.detach().requires_grad_(True); (g,) = torch.autograd.grad(loss_fn(model(x), y), x)")),
+              "x = x.detach().requires_grad_(True); (g,) = torch.autograd.grad(loss_fn(model(x), y), x)"),
+             spans=("a single row", "defaults and other values")),
 )

@@ -29,7 +29,7 @@ def _sizes(t: torch.Tensor) -> dict[str, float]:
 
 def l1_samples() -> tuple[Sample, ...]:
     cases = [((2, 2), 0.2, torch.float32), ((1,), None, torch.float32), ((5, 3), 0.01, torch.float64),
-             ((3, 4, 2), 1e-3, torch.float32), ((16, 4), 0.5, torch.float64)]
+             ((3, 4, 2), 1e-3, torch.float32), ((16, 4), 0.5, torch.float64), ((), 0.3, torch.float64)]
     out = []
     for i, (shape, strength, dtype) in enumerate(cases):
         w = torch.randn(shape, generator=_gen(i), dtype=dtype)
@@ -103,29 +103,34 @@ EXERCISES: tuple[Exercise, ...] = (
              "weight (a tensor of any shape).", (), l1_samples, l1,
              ("§4: L1 regularisation adds the weights' absolute sum to the loss.",
               "the strength times the sum of the absolute values of every element.",
-              "return strength * weight.abs().sum()")),
+              "return strength * weight.abs().sum()"),
+             spans=("0-d", "rank ≥ 3", "several dtypes", "defaults and other values")),
     Exercise("bce_logit_grad", "s4", "def bce_logit_grad(z, y):",
-             "∂ BCELoss(σ(z), y) / ∂z by hand, for z and y of the same shape (any shape: (N,), (N, 1), (N, C)); "
-             "BCELoss takes the mean over ALL the elements.", (), bce_samples, call,
+             "∂ BCELoss(σ(z), y) / ∂z by hand, for z and y of the same shape (any shape of rank ≥ 1: (N,), (N, 1), "
+             "(N, C), …); BCELoss takes the mean over ALL the elements.", (), bce_samples, call,
              ("§4: BCE on a sigmoid has the simplest gradient in the chapter.",
               "σ(z) − y, divided by the number of terms the mean is taken over.",
-              "return (torch.sigmoid(z) - y) / z.numel()")),
+              "return (torch.sigmoid(z) - y) / z.numel()"),
+             spans=("rank ≥ 3", "a single row", "several dtypes")),
     Exercise("cross_entropy_logit_grad", "s4", "def cross_entropy_logit_grad(logits, target):",
              "∂ CrossEntropyLoss(z, k) / ∂z by hand, for logits (N, C) and class indices (N,) (mean over the N "
              "samples).", (), cross_entropy_samples, call,
              ("§4: cross-entropy applies log-softmax to the logits itself.",
               "softmax of each row minus the one-hot target, divided by the number of samples.",
-              "return (torch.softmax(logits, dim=1) - onehot) / logits.shape[0]")),
+              "return (torch.softmax(logits, dim=1) - onehot) / logits.shape[0]"),
+             spans=("a single row", "several dtypes")),
     Exercise("mse_grad", "s4", "def mse_grad(pred, y):",
-             "∂ MSELoss(ŷ, y) / ∂ŷ by hand, for ŷ and y of the same shape (any shape); MSELoss takes the mean over "
-             "ALL the elements.", (), mse_samples, call,
+             "∂ MSELoss(ŷ, y) / ∂ŷ by hand, for ŷ and y of the same shape (any shape of rank ≥ 1: (N,), (N, 1), "
+             "(N, C), …); MSELoss takes the mean over ALL the elements.", (), mse_samples, call,
              ("§4: the mean squared error's gradient is the residual.",
               "2·(ŷ − y), divided by the number of terms the mean is taken over.",
-              "return 2 * (pred - y) / pred.numel()")),
+              "return 2 * (pred - y) / pred.numel()"),
+             spans=("rank ≥ 3", "a single row", "several dtypes")),
     Exercise("chapter_sequential", "s4", "def chapter_sequential():",
              "The chapter's nn.Sequential: Linear(4, 16), ReLU, Linear(16, 32), ReLU (layers built in that order, "
              "PyTorch's default initialisation).",
              ("s4.sequential.repr", "s4.sequential.parameters"), sequential_samples, builder,
              ("§4: nn.Sequential chains layers in order.", "4 → 16 → 32 with a ReLU after each Linear.",
-              "return nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 32), nn.ReLU())")),
+              "return nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 32), nn.ReLU())"),
+             spans=("a single row", "several seeds")),
 )

@@ -21,8 +21,8 @@ from torchmech.learn.grader import call, rng_states, seeded
 
 
 def xor_samples() -> tuple[Sample, ...]:
-    cases = [(200, 1), (40, 3), (2, 0), (10, 7), (1000, 2)]
-    return tuple(Sample(_fresh(n, seed), ("n", "seed"), seed=i) for i, (n, seed) in enumerate(cases))
+    cases = [(), (40, 3), (2, 0), (10, 7), (1000, 2)]  # (): make_xor() with its defaults, n=200, seed=1
+    return tuple(Sample(_fresh(*c), ("n", "seed"), seed=i) for i, c in enumerate(cases))
 
 
 class Probe(nn.Module):
@@ -68,10 +68,10 @@ def train_samples() -> tuple[Sample, ...]:
                          else torch.optim.Adam(model.parameters(), lr=0.05))
             batches = _loader(x, y, batch, shuffle)
             valid_batches = None if valid == "none" else [(xv, yv)] if valid == "one" else _loader(xv, yv, 2, False)
-            return model, loss, optimizer, batches, epochs, valid_batches, correct
+            return (model, loss, optimizer, batches, epochs) + (() if valid_batches is None else (valid_batches,))
         n_batches = -(-n // batch)
-        return Sample(make, ("model", "loss_fn", "optimizer", "train_batches", "num_epochs", "valid_batches",
-                             "correct"), seed=i,
+        return Sample(make, ("model", "loss_fn", "optimizer", "train_batches", "num_epochs", "valid_batches"),
+                      seed=i, extra={"correct": correct},  # given as correct=… where not None
                       sizes={"(the number of batches / the number of samples)": n_batches / n,
                              "the number of batches": n_batches, "the number of samples": n})
     return (setup(0, 2, 1, 5, 2, 3, "binary", False, "loader", "sgd"),
@@ -82,11 +82,12 @@ def train_samples() -> tuple[Sample, ...]:
 
 
 def train(piece: Any, sample: Sample) -> dict[str, Any]:
-    model, loss, optimizer, batches, epochs, valid, correct = sample.make()
+    args = sample.make()  # valid_batches left out where there are none
+    model, correct = args[0], sample.extra["correct"]
     epoch_ends: list[tuple[int, int]] = []
     with seeded(sample.seed):
         try:
-            history = piece(model, loss, optimizer, batches, epochs, valid, correct=correct,
+            history = piece(*args, **({} if correct is None else {"correct": correct}),
                             on_epoch_end=lambda e, h: epoch_ends.append((e, len(h.train_loss))))
         except Exception as err:
             return _raised(err)
@@ -132,7 +133,7 @@ EXERCISES: tuple[Exercise, ...] = (
              ("§5: XOR is the classic problem a linear boundary cannot solve.",
               "the label is 1 where x0·x1 ≥ 0; the split is at n/2, the train half first.",
               "np.random.seed(seed); x = np.random.uniform(low=-1, high=1, size=(n, 2))"),
-             runs=lambda: (_xor("logistic", 2),)),
+             runs=lambda: (_xor("logistic", 2),), spans=("several seeds", "defaults and other values")),
     Exercise("train", "s5", "def train(model, loss_fn, optimizer, train_batches, num_epochs, valid_batches=None, *, "
              "correct=None, device='cpu', on_epoch_end=None):",
              "The one training loop; return torchmech.train.History (plain floats per epoch). Every epoch: "
@@ -147,5 +148,7 @@ EXERCISES: tuple[Exercise, ...] = (
                                         "samples; train mode for training, eval mode for validation.",
                                         "loss.backward(); optimizer.step(); optimizer.zero_grad()"),
              diagnose_train,
-             runs=lambda: (_xor("logistic", 3), _mpg(2))),
+             runs=lambda: (_xor("logistic", 3), _mpg(2)),
+             spans=("a single row", "a smaller last batch", "≥ 3 epochs", "several seeds",
+                    "defaults and other values")),
 )

@@ -56,11 +56,12 @@ def modulelist(piece: Any, sample: Sample) -> dict[str, Any]:
 
 def noisy_samples() -> tuple[Sample, ...]:
     cases = [(4, 3, 0.2, 5, torch.float32), (1, 1, 0.1, 1, torch.float32), (7, 2, 0.5, 9, torch.float64),
-             (3, 3, 1.0, 64, torch.float32), (2, 5, 0.05, 4, torch.float32)]
+             (3, 3, 1.0, 64, torch.float32), (2, 5, 0.05, 4, torch.float32), (5, 4, None, 3, torch.float64)]
     out = []
     for i, (n_in, n_out, sigma, batch, dtype) in enumerate(cases):
         x = torch.randn(batch, n_in, generator=_gen(i), dtype=dtype)
-        out.append(Sample(_fresh(n_in, n_out, sigma), ("input_size", "output_size", "noise_stddev"), seed=i,
+        args = (n_in, n_out) if sigma is None else (n_in, n_out, sigma)  # None: noise_stddev left out
+        out.append(Sample(_fresh(*args), ("input_size", "output_size", "noise_stddev"), seed=i,
                           extra={"x": x}))
     return tuple(out)
 
@@ -82,11 +83,12 @@ def _noise_law(layer: nn.Module, n_in: int, n_out: int, sigma: float, dtype: tor
 
 
 def noisy_linear(piece: Any, sample: Sample) -> dict[str, Any]:
-    n_in, n_out, sigma = sample.make()
+    args = sample.make()
+    (n_in, n_out), sigma = args[:2], args[2] if len(args) > 2 else 0.1  # the signature's default
     x: torch.Tensor = sample.extra["x"]
     with seeded(sample.seed):
         try:
-            layer = piece(n_in, n_out, sigma).to(x.dtype)
+            layer = piece(*args).to(x.dtype)
         except Exception as err:
             return _raised(err)
         obs: dict[str, Any] = {"registered parameters (name: shape)": _parameters(layer)}
@@ -107,14 +109,14 @@ def noisy_linear(piece: Any, sample: Sample) -> dict[str, Any]:
                 layer.eval()
                 obs["no noise in eval() mode (training not given)"] = torch.equal(layer(x.clone()), layer(x.clone()))
                 obs.update(_noise_law(layer, n_in, n_out, sigma, x.dtype))
-                meta = piece(n_in, n_out, sigma).to("meta", x.dtype)
+                meta = piece(*args).to("meta", x.dtype)
                 y = meta(torch.zeros(2, n_in, device="meta", dtype=x.dtype), training=True)
                 obs["a meta input's output is on meta"] = y.device.type
         except Exception as err:
             obs["forward"] = Raised(err, learner_frame(err))
             return obs
         torch.manual_seed(sample.seed)
-        fresh = piece(n_in, n_out, sigma).to(x.dtype)
+        fresh = piece(*args).to(x.dtype)
         with torch.no_grad():
             obs["output with training=True (seeded)"] = fresh(x.clone(), training=True)
     return obs
@@ -130,7 +132,7 @@ EXERCISES: tuple[Exercise, ...] = (
              ("§6: nn.ModuleList registers a list of layers; forward decides how to use them.",
               "for f in self.module_list: x = f(x); predict thresholds the one output column.",
               "self.module_list = nn.ModuleList([nn.Linear(2, 4), nn.ReLU(), …, nn.Sigmoid()])"),
-             runs=lambda: (_xor("modulelist", 2),)),
+             runs=lambda: (_xor("modulelist", 2),), spans=("a single row", "several seeds")),
     Exercise("NoisyLinear", "s6", "class NoisyLinear(nn.Module):",
              "NoisyLinear(input_size, output_size, noise_stddev=0.1): parameters w (input_size × output_size) "
              "initialised by nn.init.xavier_uniform_ and b (output_size,) zeros, in that order; forward(x, "
@@ -142,5 +144,6 @@ EXERCISES: tuple[Exercise, ...] = (
              ("§6: a custom layer is an nn.Module with parameters and a forward.",
               "noise of x's shape is added to the INPUT in training only, then the linear map.",
               "x_new = torch.add(x, torch.normal(0.0, self.noise_stddev, x.shape, dtype=x.dtype, device=x.device))"),
-             runs=lambda: (_xor("noisy", 2),)),
+             runs=lambda: (_xor("noisy", 2),),
+             spans=("a single row", "several dtypes", "several seeds", "defaults and other values")),
 )

@@ -78,7 +78,8 @@ EXERCISES: tuple[Exercise, ...] = (
              (), mnist_mlp_samples, builder,
              ("§8: CrossEntropyLoss takes logits.", "784 → 32 → 16 → 10 after Flatten.",
               "nn.Sequential(nn.Flatten(), nn.Linear(784, 32), nn.ReLU(), nn.Linear(32, 16), nn.ReLU(), "
-              "nn.Linear(16, 10))")),
+              "nn.Linear(16, 10))"),
+             spans=("rank ≥ 3", "a single row", "several seeds")),
     Exercise("ShuffledBatches", "s8", "class ShuffledBatches:",
              "ShuffledBatches(x, y, batch_size): a sized iterable (__len__ = the number of batches, the last one "
              "may be smaller) whose every pass (__iter__) yields exactly DataLoader(TensorDataset(x, y), "
@@ -88,5 +89,5 @@ EXERCISES: tuple[Exercise, ...] = (
               "per pass: draw one int64 (the iterator's base seed), then one more as the seed of a "
               "torch.Generator; randperm(n, generator=…) is the order.",
               "seed = int(torch.empty((), dtype=torch.int64).random_().item())"),
-             diagnose_batches),
+             diagnose_batches, spans=("a single row", "a smaller last batch", "≥ 3 epochs", "several seeds")),
 )

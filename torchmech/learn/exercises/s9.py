@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -17,15 +18,35 @@ from torchmech.learn.grader import seeded
 from torchmech.runtime.console import quiet_libraries
 
 
+def _learnable(g: torch.Generator, n: int, image_shape: tuple[int, int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` images of 10 classes, each a class's random binary prototype half-covered by noise: learnt within
+    a few steps, so the accuracy changes from epoch to epoch (a metric never reset shows)."""
+    prototypes = (torch.rand(10, *image_shape, generator=g) > 0.5).float()
+    y = (torch.arange(n) % 10)[torch.randperm(n, generator=g)]
+    return 0.5 * prototypes[y] + 0.5 * torch.rand(n, *image_shape, generator=g), y
+
+
 def lightning_samples() -> tuple[Sample, ...]:
+    def sample(args: tuple, data: tuple[torch.Tensor, torch.Tensor], train: int, batch: int, epochs: int,
+               seed: int) -> Sample:
+        n = len(data[0])
+        label = (f"MultiLayerPerceptron({', '.join(map(repr, args))}) fit for {epochs} epochs on {train} "
+                 f"images {tuple(data[0].shape[1:])} in batches of {batch}, validated on {n - train} each epoch, "
+                 f"then tested on those {n - train} and on as many training images")
+        return Sample(_fresh(*args), ("image_shape", "hidden_units")[:len(args)], seed=seed,
+                      extra={"data": data, "train": train, "batch": batch, "epochs": epochs, "label": label})
+
     g = _gen(9)
-    x, y = torch.rand(80, 1, 28, 28, generator=g), torch.randint(0, 10, (80,), generator=g)
-    return (Sample(_fresh(x, y), ("images", "labels"), seed=3, extra={"epochs": 2, "batch": 24}),)
+    noise = torch.rand(80, 1, 28, 28, generator=g), torch.randint(0, 10, (80,), generator=g)
+    return (sample((), noise, 56, 24, 2, 3),
+            sample((), _learnable(_gen(10), 80, (1, 28, 28)), 56, 8, 3, 5),
+            sample(((2, 5, 5), (12,)), _learnable(_gen(11), 60, (2, 5, 5)), 40, 6, 3, 7))
 
 
 def lightning_module(piece: Any, sample: Sample) -> dict[str, Any]:
-    """Fit 2 short epochs with a logger that records every logged value, then test; what was logged, the
-    optimizer, the weights after."""
+    """Fit a few short epochs with a logger that records every logged value, then test twice (on the
+    validation images, then on as many training ones: a test metric never reset mixes the two); what was
+    logged, the optimizer, the weights after."""
     import tempfile
 
     import lightning.pytorch as pl
@@ -51,12 +72,13 @@ def lightning_module(piece: Any, sample: Sample) -> dict[str, Any]:
         def log_hyperparams(self, params: Any, *args: Any, **kwargs: Any) -> None:
             pass
 
-    x, y = sample.make()
-    train_loader = DataLoader(TensorDataset(x[:56], y[:56]), batch_size=sample.extra["batch"])
-    valid_loader = DataLoader(TensorDataset(x[56:], y[56:]), batch_size=10)
+    args = sample.make()
+    (x, y), n = (t.clone() for t in sample.extra["data"]), sample.extra["train"]
+    train_loader = DataLoader(TensorDataset(x[:n], y[:n]), batch_size=sample.extra["batch"])
+    valid_loader = DataLoader(TensorDataset(x[n:], y[n:]), batch_size=10)
     with seeded(sample.seed), quiet_libraries(import_lightning=False), tempfile.TemporaryDirectory() as tmp:
         try:
-            model = piece()
+            model = piece(*args)
             optimizer = model.configure_optimizers()
             opt = optimizer[0] if isinstance(optimizer, list | tuple) else optimizer
             logger = LoggedValues()
@@ -65,9 +87,11 @@ def lightning_module(piece: Any, sample: Sample) -> dict[str, Any]:
                                  log_every_n_steps=1, num_sanity_val_steps=0, accelerator="cpu", devices=1)
             trainer.fit(model, train_loader, valid_loader)
             trainer.test(model, valid_loader, verbose=False)
+            trainer.test(model, DataLoader(TensorDataset(x[:len(x) - n], y[:len(x) - n]), batch_size=10),
+                         verbose=False)
         except Exception as err:
             return _raised(err)
-    logged = sorted(logger.logged)
+    logged = sorted(logger.logged, key=lambda r: r[:2])  # by name and step; the two test runs in their order
     names = sorted({k for k, _, _ in logged})
     metrics = [getattr(model, f"{stage}_acc", None) for stage in ("train", "valid", "test")]
     return {"one Accuracy object per stage (train_acc, valid_acc, test_acc)":
@@ -79,17 +103,41 @@ def lightning_module(piece: Any, sample: Sample) -> dict[str, Any]:
             "the weights after training": {n: p.detach().clone() for n, p in model.named_parameters()}}
 
 
+def diagnose_lightning(expected: dict, got: dict) -> str:
+    """A metric never reset: from the second epoch (or test run) on, it logs the mean of this one's accuracy and
+    every earlier one's (the samples' epochs, and their two test runs, are of equal size)."""
+    close = lambda a, b: all(math.isclose(x, y, abs_tol=1e-6) for x, y in zip(a, b, strict=True))  # noqa: E731
+    running: list[str] = []
+    for stage in ("test", "train", "valid"):  # the observations' order
+        e, g = expected.get(f"{stage}_acc as logged (step, value)"), got.get(f"{stage}_acc as logged (step, value)")
+        if not isinstance(e, list) or not isinstance(g, list) or len(e) != len(g) or len(e) < 2:
+            continue
+        ev, gv = [v for _, v in e], [v for _, v in g]
+        if not close(ev, gv) and close([sum(ev[: k + 1]) / (k + 1) for k in range(len(ev))], gv):
+            running.append(f"{stage}_acc")
+    if not running:
+        return ""
+    names = ", ".join(running[:-1]) + " and " + running[-1] if len(running) > 1 else running[0]
+    return (f"{names} {'logs' if len(running) == 1 else 'log'} the running accuracy over every "
+            f"epoch (or test run) so far, the mean of this one's and the earlier ones': the metric is not reset "
+            f"after it is logged")
+
+
 EXERCISES: tuple[Exercise, ...] = (
     Exercise("MultiLayerPerceptron", "s9", "class MultiLayerPerceptron(pl.LightningModule):",
              "§9's LightningModule MultiLayerPerceptron(image_shape=(1, 28, 28), hidden_units=(32, 16)): "
-             "self.model = nn.Sequential(Flatten, Linear, ReLU, …, Linear(·, 10)) built in order; forward returns "
+             "self.model = nn.Sequential(Flatten, Linear, ReLU, …, Linear(·, 10)) built in order, for any "
+             "image_shape (channels, height, width) and any number of hidden layers; forward returns "
              "logits; training_step, validation_step and test_step log <stage>_loss (cross-entropy) with "
              "self.log and update that stage's own torchmetrics Accuracy(task='multiclass', num_classes=10) "
              "(one metric object per stage: train_acc, valid_acc, test_acc); on_train_epoch_end / "
-             "on_validation_epoch_end / on_test_epoch_end log <stage>_acc = metric.compute() and reset it; "
+             "on_validation_epoch_end / on_test_epoch_end log <stage>_acc = metric.compute() and reset it (so "
+             "each epoch's, and each test run's, accuracy is its own); "
              "configure_optimizers returns Adam(lr=0.001).",
              (), lightning_samples, lightning_module,
              ("§9: Lightning calls your hooks; Lightning 2.x removed training_epoch_end.",
               "self.log('train_loss', loss) per step; at each epoch's end log the stage's accuracy, then reset it.",
-              "def on_train_epoch_end(self): self.log('train_acc', self.train_acc.compute()); self.train_acc.reset()")),
+              "def on_train_epoch_end(self): self.log('train_acc', self.train_acc.compute()); self.train_acc.reset()"),
+             diagnose_lightning,
+             spans=("a smaller last batch", "≥ 3 epochs", "several seeds", "defaults and other values")),
 )

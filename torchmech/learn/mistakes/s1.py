@@ -17,6 +17,10 @@ def _compute_z_in_place() -> Callable:
     return lambda a, b, c: torch.add(torch.mul(a.sub_(b), 2), c)  # sub_: a − b written into a
 
 
+def _compute_z_in_place_result() -> Callable:
+    return lambda a, b, c: torch.sub(a, b).mul_(2).add_(c)  # a − b holds z: it cannot take c's shape or dtype
+
+
 def _compute_z_float_two() -> Callable:
     return lambda a, b, c: torch.add(torch.mul(torch.sub(a, b), 2.0), c)  # 2.0: integer inputs give floats
 
@@ -28,4 +32,7 @@ MISTAKES: tuple[Mistake, ...] = (
             _compute_z_in_place),
     Mistake("compute_z_float_two", "compute_z", "torch.mul(…, 2.0): integer inputs come back as floats",
             _compute_z_float_two),
+    Mistake("compute_z_in_place_result", "compute_z", "mul_ and add_ on a − b: z is computed in place in a − b, "
+            "which keeps a − b's dtype and shape (c's larger dtype or shape is lost or raises)",
+            _compute_z_in_place_result),
 )

@@ -29,6 +29,15 @@ def _shared_metric() -> type:
     return SharedMetric
 
 
+def _never_reset() -> type:
+    base = ref("MultiLayerPerceptron")
+
+    class NeverReset(base):
+        def _log_epoch(self, metric, stage):
+            self.log(f"{stage}_acc", metric.compute(), prog_bar=True)  # no metric.reset(): a running accuracy
+    return NeverReset
+
+
 def _lightning_variant(kind: str) -> type:
     base = ref("MultiLayerPerceptron")
 
@@ -78,4 +87,7 @@ MISTAKES: tuple[Mistake, ...] = (
             lambda: _lightning_variant("val_acc")),
     Mistake("lightning_softmax_output", "MultiLayerPerceptron", "a Softmax after the last Linear, before "
             "cross_entropy (softmax twice)", lambda: _lightning_variant("softmax")),
+    Mistake("accuracy_never_reset", "MultiLayerPerceptron", "<stage>_acc logged at each epoch's end but the metric "
+            "never reset: from the second epoch on it is the running accuracy over all epochs so far",
+            _never_reset),
 )
