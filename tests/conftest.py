@@ -84,3 +84,14 @@ def saved_figures(monkeypatch: pytest.MonkeyPatch) -> list:
 
     monkeypatch.setattr(Figure, "savefig", keep)
     return saved
+
+
+@pytest.fixture
+def fresh_workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh workspace, ``tmp_path/ch13``, as `torchmech learn init` makes it, and no $TORCHMECH_IMPL to help."""
+    from torchmech.learn import init_workspace
+
+    monkeypatch.delenv("TORCHMECH_IMPL", raising=False)
+    path = tmp_path / "ch13"
+    init_workspace(path)
+    return path

@@ -8,25 +8,22 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.learners import RIGHT_Z, STUB_Z
 from torchmech.cli import main
-from torchmech.learn import NotDone, WorkspaceError, hint, init_workspace, solution
+from torchmech.learn import NotDone, WorkspaceError, hint, solution
 from torchmech.learn import hints as hints_module
 from torchmech.learn.exercises import exercise
 
 pytestmark = pytest.mark.chapter
 
-RIGHT_Z = "return torch.add(torch.mul(torch.sub(a, b), 2), c)"
 WRONG_Z = "return torch.add(torch.mul(torch.sub(a, b), 3), c)"
-STUB_Z = 'raise NotImplementedError("compute_z: not started (see the docstring)")'
 
 
 @pytest.fixture
-def ws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.delenv("TORCHMECH_IMPL", raising=False)
-    path = tmp_path / "ch13"
-    init_workspace(path)
-    monkeypatch.chdir(path)
-    return path
+def ws(fresh_workspace: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh workspace, standing in it."""
+    monkeypatch.chdir(fresh_workspace)
+    return fresh_workspace
 
 
 def _write_z(ws: Path, body: str) -> None:
@@ -100,3 +97,10 @@ def test_a_notebooks_piece_gets_its_solution_once_it_is_right() -> None:
     wrong.__name__ = "compute_z"
     with pytest.raises(NotDone, match="failing here"):
         solution(wrong)
+
+
+def test_a_workspace_ladder_starts_at_its_own_first_rung(ws: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rungs a notebook session climbed outside any workspace do not carry into a workspace's ladder."""
+    monkeypatch.setattr(hints_module, "_SESSION", {"compute_z": 2})
+    assert hint("compute_z", ws).startswith("hint 1/3 for `compute_z`")
+    assert hints_module._SESSION == {"compute_z": 2}

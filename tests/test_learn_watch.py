@@ -15,23 +15,19 @@ from pathlib import Path
 
 import pytest
 
-from torchmech.learn import init_workspace, remembered
+from tests.learners import RIGHT_Z, STUB_Z
+from torchmech.learn import remembered
 from torchmech.learn.grades import REMEMBERED, Grade, remember
 from torchmech.learn.watch import changed_files, watch
 
 pytestmark = pytest.mark.chapter
 
 ROOT = Path(__file__).resolve().parents[1]
-STUB_Z = 'raise NotImplementedError("compute_z: not started (see the docstring)")'
-RIGHT_Z = "return torch.add(torch.mul(torch.sub(a, b), 2), c)"
 
 
 @pytest.fixture
-def ws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.delenv("TORCHMECH_IMPL", raising=False)
-    path = tmp_path / "ch13"
-    init_workspace(path)
-    return path
+def ws(fresh_workspace: Path) -> Path:
+    return fresh_workspace
 
 
 def _save(path: Path, old: str, new: str) -> set[Path]:

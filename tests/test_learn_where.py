@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.learners import STUB_Z
 from torchmech.cli import main
 from torchmech.learn import MARKER, WorkspaceError, find_workspace, init_workspace
 from torchmech.learn.grades import board
@@ -24,12 +25,8 @@ COMMAND = re.compile(r"`(torchmech [^`]+)`")
 
 
 @pytest.fixture
-def fresh(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A fresh workspace, with no $TORCHMECH_IMPL to help."""
-    monkeypatch.delenv("TORCHMECH_IMPL", raising=False)
-    ws = tmp_path / "ch13"
-    init_workspace(ws)
-    return ws
+def fresh(fresh_workspace: Path) -> Path:
+    return fresh_workspace
 
 
 def test_found_from_the_root_and_from_any_folder_inside(fresh: Path, tmp_path: Path) -> None:
@@ -134,7 +131,7 @@ def test_a_file_saved_twice_within_a_second_is_loaded_as_saved(fresh: Path, monk
     path = fresh / "s1_graph.py"
     stub = path.read_text()
     for k in (2, 3, 2):
-        path.write_text(stub.replace('raise NotImplementedError("compute_z: not started (see the docstring)")',
+        path.write_text(stub.replace(STUB_Z,
                                      f"return torch.add(torch.mul(torch.sub(a, b), {k}), c)"))
         ws = load_workspace(fresh, sections=["s1"])
         assert float(ws.impl.compute_z(torch.tensor(1.0), torch.tensor(0.0), torch.tensor(0.0))) == k

@@ -76,7 +76,10 @@ def hint(target: Any, workspace: str | Path | None = None) -> Hint:
     """
     e = _exercise(target)
     file = _hint_file(workspace)
-    state = json.loads(file.read_text()) if file is not None and file.exists() else dict(_SESSION)
+    if file is None:
+        state = dict(_SESSION)
+    else:
+        state = json.loads(file.read_text()) if file.exists() else {}
     level = min(state.get(e.name, 0), len(e.hints) - 1)
     state[e.name] = level + 1
     if file is None:
