@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 from pathlib import Path
 
 import pytest
@@ -98,17 +100,55 @@ def test_cuda_graphs_need_cuda() -> None:
 
 
 def test_cli_bench_writes_json_and_png(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """`torchmech bench --quick` runs on the CPU alone, says CUDA was not available when it is not,
-    and writes bench.json (every case, the GEMM peak, the environment) and bench.png."""
+    """`torchmech bench --quick` runs on the CPU alone: its table has the CPU's column and no CUDA one (no `nan`),
+    it says CUDA was not available, names the GEMM peak "of peak" divides by (the fp32 matmul's TFLOP/s and size),
+    writes bench.json (every case, the GEMM peak, the environment) and bench.png, and names both last."""
     from torchmech.cli import main
 
     assert main(["bench", "--quick", "--device", "cpu", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "width" in out.splitlines()[0] and "CUDA was not available" in out
+    lines = out.splitlines()
+    assert lines[0].split() == ["width", "batch", "prec", "cpu", "ms", "TFLOP/s", "of", "peak"]
+    assert "nan" not in out and "CUDA was not available" in out
     data = json.loads((tmp_path / "bench.json").read_text())
     assert len(data["records"]) == 4 and data["gemm_peak_tflops"]["cpu/fp32"] > 0
+    assert f"of peak: the share of the GEMM peak measured in this run (one n×n matmul): cpu fp32 " \
+           f"{data['gemm_peak_tflops']['cpu/fp32']:.3g} TFLOP/s (n=1024)" in lines
+    assert lines[-1] == f"wrote {tmp_path / 'bench.json'}, {tmp_path / 'bench.png'}"
     assert data["environment"]["torch"] == torch.__version__
     assert (tmp_path / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_bench_table_has_a_column_per_device_measured() -> None:
+    """A device not measured has no column (CPU alone: no CUDA time, no speedup); with both, CUDA's speedup over
+    the CPU; a case one device did not run (TF32 on the CPU) and a precision without a peak show "–", never nan."""
+    flops = mlp_flops((32,) * 4, 1)
+    cpu_only = bench.format_table([_t("cpu", 32, 1, 1e-4)], {("cpu", "fp32"): flops / 1e-4 / 1e12 * 4})
+    assert cpu_only.splitlines()[0].split() == ["width", "batch", "prec", "cpu", "ms", "TFLOP/s", "of", "peak"]
+    assert cpu_only.splitlines()[2].split() == ["32", "1", "fp32", "0.100", "0.000", "25.0%"]
+    both = bench.format_table([_t("cpu", 32, 1, 2e-4), _t("cuda:0", 32, 1, 1e-4),
+                               Timing("cuda:0", 32, 1, "tf32", 5e-5, 0.0, flops)], {("cuda", "fp32"): 1.0})
+    lines = both.splitlines()
+    assert lines[0].split() == ["width", "batch", "prec", "cpu", "ms", "cuda", "ms", "speedup", "TFLOP/s", "of", "peak"]
+    assert lines[2].split()[:6] == ["32", "1", "fp32", "0.200", "0.100", "2.00"]
+    assert lines[3].split()[:6] == ["32", "1", "tf32", "–", "0.050", "–"] and lines[3].split()[-1] == "–"
+    assert "nan" not in cpu_only + both
+
+
+def test_bench_warns_once_when_the_machine_is_busy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A load average above half a task per core when `bench` starts: one warning line with the timings, before
+    the file it names (and in --json); an idle machine: none. Stderr (no terminal here) holds one progress line
+    per backend."""
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    code, out, _, _ = _bench_backends(tmp_path, "--backends", "cpu", "--models", "xor_mlp")
+    assert code == 0 and "busy" not in out
+    monkeypatch.setattr(os, "getloadavg", lambda: (64.0, 0.0, 0.0))
+    code, out, err, data = _bench_backends(tmp_path, "--backends", "cpu", "--models", "xor_mlp")
+    lines = out.splitlines()
+    assert code == 0 and data is not None and out.count("may be unreliable") == 1
+    assert re.fullmatch(r"warning: the machine was busy when the timings began \(load average 64\.0 on \d+ cores?\): "
+                        r"they may be unreliable", lines[-2]) and lines[-1].startswith("wrote ")
+    assert [re.sub(r"\d+\.\d s", "T s", line) for line in err.splitlines()] == ["[bench] cpu done in T s (1/1)"]
 
 
 # --- `torchmech bench --backends`: speed per backend beside the conformance verdict ---------------------------
@@ -129,14 +169,15 @@ def _bench_backends(tmp_path: Path, *argv: str) -> tuple[int, str, str, dict | N
 def _rows(stdout: str) -> dict[tuple[str, str], str]:
     """The printed table's rows by (backend, model name), the whole line as the value."""
     return {(line.split()[0], line.split()[1]): line for line in stdout.splitlines()[2:]
-            if line.strip() and not line.startswith(("compile s", "wrote")) and len(line.split()) > 2}
+            if line.strip() and not line.startswith(("compile s", "wrote", "warning")) and len(line.split()) > 2}
 
 
 def test_bench_backends_one_row_per_backend_and_model(tmp_path: Path) -> None:
     """`bench --backends cpu-fp64 deterministic --models xor_mlp mpg` prints (and writes) one row per
     backend × model, cpu timed first although not named (the ratios are to it); cpu's ratio is exactly
     1.0, every other ratio is that backend's median over cpu's; step times are positive; without
-    --conformance every verdict reads "not run"."""
+    --conformance every verdict reads "not run". None of them compiles: no compile time (the first call's
+    warm-up stays first_s), "–" in the table."""
     code, out, _, data = _bench_backends(tmp_path, "--backends", "cpu-fp64", "deterministic",
                                          "--models", "xor_mlp", "mpg")
     assert code == 0 and data is not None
@@ -146,23 +187,26 @@ def test_bench_backends_one_row_per_backend_and_model(tmp_path: Path) -> None:
     cpu = {r["model"]: r["median_s"] for r in data["records"] if r["backend"] == "cpu"}
     for r in data["records"]:
         assert r["median_s"] > 0 and r["step_s"] == r["median_s"] and r["fraction"] is None
-        assert r["compile_s"] == max(r["first_s"] - r["median_s"], 0.0)
+        assert r["compile_s"] is None and r["first_s"] > 0
         assert r["ratio"] == r["median_s"] / cpu[r["model"]]
         assert r["conforms"] == "not run"
     assert [r["ratio"] for r in data["records"] if r["backend"] == "cpu"] == [1.0, 1.0]
     assert all(line.split()[-2:] == ["not", "run"] for line in _rows(out).values())
+    assert all(line.split()[4] == "–" for line in _rows(out).values())  # the compile s column
 
 
 def test_bench_backends_reports_compile_time_apart(tmp_path: Path) -> None:
     """On `compile` (only the tiny XOR MLP is compiled: seconds), the first call's compiling is reported
-    apart: compile_s is more than 100 steady-state steps and more than eager cpu's first-call overhead,
-    while the step time itself stays a steady-state median (below compile_s / 100)."""
+    apart: compile_s is more than 100 steady-state steps and more than eager cpu's first-call warm-up (which
+    is no compile time: "–"), while the step time itself stays a steady-state median (below compile_s / 100)."""
     code, out, _, data = _bench_backends(tmp_path, "--backends", "compile", "--models", "xor_mlp")
     assert code == 0 and data is not None
     by = {r["backend"]: r for r in data["records"]}
     assert set(by) == {"cpu", "compile"} and by["cpu"]["ratio"] == 1.0
     assert by["compile"]["compile_s"] > 100 * by["compile"]["median_s"]
-    assert by["compile"]["compile_s"] > by["cpu"]["compile_s"]
+    assert by["compile"]["compile_s"] == max(by["compile"]["first_s"] - by["compile"]["median_s"], 0.0)
+    assert by["compile"]["compile_s"] > by["cpu"]["first_s"] - by["cpu"]["median_s"]
+    assert by["cpu"]["compile_s"] is None and _rows(out)["cpu", "xor_mlp"].split()[4] == "–"
     assert float(_rows(out)["compile", "xor_mlp"].split()[4]) == pytest.approx(by["compile"]["compile_s"], abs=0.006)
 
 

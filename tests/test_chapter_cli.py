@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
+import os
 import re
 import subprocess
 import sys
@@ -15,7 +17,8 @@ import torch
 
 from torchmech import SECTIONS
 from torchmech.cli import main
-from torchmech.runtime.console import QUIET_LOGGERS
+from torchmech.runtime import console
+from torchmech.runtime.console import PROGRESS_LINE, QUIET_LOGGERS, Progress
 from torchmech.spec.claims import book, claims
 
 pytestmark = pytest.mark.chapter
@@ -39,14 +42,16 @@ def test_full_chapter_json_for_mnist_and_lightning(tmp_path: Path, capsys: pytes
 
 def test_chapter_table_has_a_row_per_claim(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """The plain table: header, one row per registry claim labelled §N with its id, and the verdict;
-    --section picks sections."""
+    --section picks sections. The last lines name the files written, the HTML page (the report to read) last."""
     assert main(["chapter", "--section", "s1", "s4", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0].split()[:4] == ["§", "claim", "book", "measured"]
     ids = [c.id for c in claims("s1") + claims("s4")]
     assert [line.split()[1] for line in out[2:2 + len(ids)]] == ids
     assert {line.split()[0] for line in out[2:2 + len(ids)]} == {"§1", "§4"}
-    assert out[-1].startswith(f"{len(ids)}/{len(ids)} claims hold")
+    assert out[-3].startswith(f"{len(ids)}/{len(ids)} claims hold")
+    assert out[-2:] == [f"wrote {tmp_path / 'chapter13.md'}, {tmp_path / 'results.json'}",
+                        f"report: {tmp_path / 'chapter13.html'}"]
 
 
 def test_quick_chapter_report_has_every_claim_and_its_images(tmp_path: Path) -> None:
@@ -100,9 +105,9 @@ def test_chapter_without_mnist_is_a_one_line_error(tmp_path: Path, monkeypatch: 
 
 
 def test_chapter_console_is_the_table_and_the_verdict(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
-    """`torchmech chapter` (§9 trains with Lightning) prints the table and the verdict on stdout and nothing
-    else anywhere: no Lightning banner or tip (its loggers write to stderr, as on a console), no warning;
-    the loggers' levels and the warning filters are as before afterwards."""
+    """`torchmech chapter` (§9 trains with Lightning) prints the table, the verdict and the files on stdout, and
+    on stderr (not a terminal here) only its own progress lines: no Lightning banner or tip (its loggers write to
+    stderr, as on a console), no warning; the loggers' levels and the warning filters are as before afterwards."""
     import lightning.pytorch  # its import sets its loggers' levels: the command restores what it found
 
     lightning_logger = logging.getLogger(lightning.pytorch.__name__)
@@ -120,11 +125,13 @@ def test_chapter_console_is_the_table_and_the_verdict(tmp_path: Path, capfd: pyt
     assert [str(w.message) for w in caught] == []
     assert [logging.getLogger(name).level for name in QUIET_LOGGERS] == levels
     out, err = capfd.readouterr()
-    assert err == ""
+    assert all(PROGRESS_LINE.match(line) for line in err.splitlines()), err
+    assert err.splitlines()[-1].startswith(f"[chapter] §9 done: {len(claims('s9'))} claims in ")
     lines = out.splitlines()
     assert lines[0].split()[:4] == ["§", "claim", "book", "measured"] and set(lines[1]) <= {"-", " "}
-    assert all(line.startswith("§9 ") for line in lines[2:-2]) and len(lines) > 4
-    assert lines[-2] == "" and re.match(r"\d+/\d+ claims hold", lines[-1])
+    assert all(line.startswith("§9 ") for line in lines[2:-4]) and len(lines) > 6
+    assert lines[-4] == "" and re.match(r"\d+/\d+ claims hold", lines[-3])
+    assert lines[-2].startswith("wrote ") and lines[-1] == f"report: {tmp_path / 'chapter13.html'}"
 
 
 def _exit_code(argv: list[str]) -> int:
@@ -274,6 +281,79 @@ def test_cli_runs_as_a_program() -> None:
                           capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 2
     assert done.stderr.startswith("torchmech: error:") and "Traceback" not in done.stderr
+
+
+# --- progress in a log, and nothing else on the console ----------------------------------------------------
+def _torchmech(*argv: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """`python -m torchmech ARGV`, stdout and stderr to pipes (no terminal: as in a log), one torch thread."""
+    return subprocess.run([sys.executable, "-m", "torchmech", *argv], capture_output=True, text=True, timeout=300,
+                          check=False, env=os.environ | {"OMP_NUM_THREADS": "1"} | (env or {}))
+
+
+def _seconds_out(lines: list[str]) -> list[str]:
+    return [re.sub(r"\d+\.\d s", "T s", line) for line in lines]
+
+
+def test_chapter_in_a_log_says_each_section_and_names_the_page_last(tmp_path: Path) -> None:
+    """With stderr redirected (CI, nohup, a notebook: a bar would draw nothing) `torchmech chapter` writes one line
+    per finished section there, with its claims and seconds; stdout ends with the files, the HTML page last."""
+    done = _torchmech("chapter", "--quick", "--sections", "s1", "s4", "--out", str(tmp_path))
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert _seconds_out(done.stderr.splitlines()) == [f"[chapter] §1 done: {len(claims('s1'))} claims in T s (1/2)",
+                                                       f"[chapter] §4 done: {len(claims('s4'))} claims in T s (2/2)"]
+    assert all(PROGRESS_LINE.match(line) for line in done.stderr.splitlines())
+    assert done.stdout.splitlines()[-1] == f"report: {tmp_path / 'chapter13.html'}"
+
+
+def test_conformance_in_a_log_says_each_column_and_no_cuda_home_line(tmp_path: Path) -> None:
+    """`torchmech conformance` in a log: one line per column, measured in two worker processes (each says when
+    it finished, since the start). On a machine with a CUDA toolkit and no CUDA device (planted: CUDA_HOME set, no
+    device visible), torch.utils.cpp_extension logs "No CUDA runtime is found, using CUDA_HOME=…" when it is
+    imported (torch.utils.benchmark imports it, in every process): the line reaches neither stdout nor stderr."""
+    plant = {"CUDA_HOME": str(tmp_path), "CUDA_VISIBLE_DEVICES": ""}
+    if torch.version.cuda:  # the plant makes torch log it (a CPU-only build of torch never does)
+        control = subprocess.run([sys.executable, "-c", "import torch.utils.cpp_extension"], capture_output=True,
+                                 text=True, timeout=120, check=False, env=os.environ | plant)
+        assert "No CUDA runtime is found" in control.stderr
+    done = _torchmech("conformance", "--quick", "--sections", "s1", "--backends", "cpu", "--workers", "2",
+                      "--out", str(tmp_path / "out"), env=plant)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "No CUDA runtime" not in done.stdout + done.stderr and "CUDA_HOME" not in done.stdout + done.stderr
+    assert sorted(re.sub(r"\(\d/2\)$", "(i/2)", line) for line in _seconds_out(done.stderr.splitlines())) == [
+        "[conformance] cpu done at T s (i/2)", "[conformance] cpu-fp64 done at T s (i/2)"]
+
+
+def test_progress_in_a_log_and_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    """In a log (a stream that is no terminal) a Progress writes a line per finished step, for ticks (epochs) one
+    line at the end, and while it is open the chapter's long runs say when they finish; on a terminal, tqdm's bar
+    and nothing else; with no Progress open (a test session, a library call) a run says nothing."""
+    from torchmech.spec.runs import Runs
+
+    monkeypatch.setattr(console, "LONG_RUN_S", 0.0)  # every run is long
+    log = io.StringIO()
+    with Progress(2, "chapter", stream=log) as progress:
+        Runs().get("xor", model="logistic", epochs=2)
+        progress.done("§5", "3 claims")
+        progress.done("§6")
+    with Progress(3, "mnist", unit="epochs", stream=log) as progress:
+        for _ in range(3):
+            progress.update()
+    Runs().get("xor", model="logistic", epochs=2)  # no Progress open: nothing said
+    assert _seconds_out(log.getvalue().splitlines()) == [
+        "[run] xor logistic 2 epochs: T s", "[chapter] §5 done: 3 claims in T s (1/2)",
+        "[chapter] §6 done in T s (2/2)", "[run] mnist 3 epochs: T s"]
+    assert all(PROGRESS_LINE.match(line) for line in log.getvalue().splitlines())
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    tty = Terminal()
+    with Progress(1, "chapter", stream=tty, leave=True) as progress:
+        Runs().get("xor", model="logistic", epochs=2)
+        progress.done("§5", "3 claims")
+    assert "chapter: 100%" in tty.getvalue() and "§5 done" in tty.getvalue()
+    assert "[run]" not in tty.getvalue() and "[chapter]" not in tty.getvalue()
 
 
 HEAVY_MODULES = {"torch", "tqdm", "lightning", "matplotlib"}

@@ -93,3 +93,18 @@ def test_pyprojects_lower_bounds_are_the_lowest_rows_measured_to_pass() -> None:
         measured = sorted({r.versions[name] for r in passing if name in r.versions},
                           key=lambda v: tuple(int(p) for p in re.findall(r"\d+", v)[:3]))
         assert measured and measured[0].startswith(bound), (name, bound, measured)
+
+
+def test_measure_leaves_the_chapters_progress_lines_out_of_the_console(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """A row's console is what the chapter printed besides its JSON: a library's warning counts; the chapter's own
+    progress lines (its stderr is a pipe there: a log, so it writes them) do not."""
+    import subprocess
+
+    from torchmech.check import releases
+
+    stderr = ("[run] mnist 20 epochs on cpu: 212.4 s\n[chapter] §8 done: 9 claims in 215.0 s (8/9)\n"
+              "UserWarning: a library's warning\n")
+    done = subprocess.CompletedProcess([], 0, stdout=json.dumps({"claims": [], "counts": {}}), stderr=stderr)
+    monkeypatch.setattr(releases.subprocess, "run", lambda *args, **kwargs: done)
+    assert releases.measure("torch-x", tmp_path / "row.json")["console"] == ["UserWarning: a library's warning"]

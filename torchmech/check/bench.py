@@ -11,13 +11,13 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
+import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
-from torch.utils import benchmark as tbench
 
 from torchmech.chapter.models import mlp
 from torchmech.runtime.backends import named
@@ -61,6 +61,9 @@ class Timing:
 def measure(fn: Callable[[], object], device: str, min_run_time: float = 0.2) -> tuple[float, float]:
     """(median, IQR) seconds per call of ``fn`` with ``torch.utils.benchmark.Timer``, each call
     followed by a synchronisation of ``device`` so queued kernels are timed in full."""
+
+    from torch.utils import benchmark as tbench  # here: it imports torch.utils.cpp_extension, which logs a line as
+    # it is imported, and the console's filter (torchmech.runtime.console.DROPPED) is in place by now
 
     def call() -> None:
         fn()
@@ -178,21 +181,59 @@ def crossover(records: Iterable[Timing], fast: str = "cuda", slow: str = "cpu") 
 
 
 def format_table(records: Sequence[Timing], peaks: dict[tuple[str, str], float]) -> str:
-    """CPU time, CUDA time, speedup and TFLOP/s per case; the share of the measured GEMM peak."""
+    """Per case, each measured device's time (a column per device measured: no CUDA column without CUDA), CUDA's
+    speedup over the CPU where both ran, and on the fastest device of the case (CUDA where it ran) the achieved
+    TFLOP/s and its share of the GEMM peak measured in the same run (:func:`gemm_peak`, named by
+    :func:`describe_peaks`). A case a device did not run (TF32 and bf16 on the CPU) shows ``–``."""
     by_case: dict[tuple[int, int, str], dict[str, Timing]] = {}
     for r in records:
         by_case.setdefault((r.width, r.batch, r.precision), {})[r.device.split(":")[0]] = r
+    kinds = sorted({d for cases in by_case.values() for d in cases}, key=lambda d: (d != "cpu", d != "cuda", d))
+    speedup = "cpu" in kinds and "cuda" in kinds
     rows = []
     for (width, batch, precision), cases in sorted(by_case.items()):
-        cpu, cuda = cases.get("cpu"), cases.get("cuda")
-        best = cuda or cpu
+        best = cases.get("cuda") or next((c for d, c in cases.items() if d != "cpu"), None) or cases["cpu"]
         peak = peaks.get((best.device.split(":")[0], precision.split("+")[0]))
-        nan = float("nan")
-        cpu_ms, cuda_ms = (cpu.median_s * 1e3 if cpu else nan), (cuda.median_s * 1e3 if cuda else nan)
-        rows.append((str(width), str(batch), precision, f"{cpu_ms:.3f}", f"{cuda_ms:.3f}", f"{cpu_ms / cuda_ms:.2f}",
-                     f"{best.tflops:.3f}", f"{best.tflops / peak if peak else nan:.1%}"))
-    return text_table(("width", "batch", "prec", "cpu ms", "cuda ms", "speedup", "TFLOP/s", "of peak"), rows,
-                      right={0, 1, 3, 4, 5, 6, 7})
+        ms = [f"{cases[d].median_s * 1e3:.3f}" if d in cases else "–" for d in kinds]
+        ratio = ([f"{cases['cpu'].median_s / cases['cuda'].median_s:.2f}" if {"cpu", "cuda"} <= set(cases) else "–"]
+                 if speedup else [])
+        rows.append((str(width), str(batch), precision, *ms, *ratio, f"{best.tflops:.3f}",
+                     f"{best.tflops / peak:.1%}" if peak else "–"))
+    header = ("width", "batch", "prec", *(f"{d} ms" for d in kinds), *(["speedup"] if speedup else []), "TFLOP/s",
+              "of peak")
+    return text_table(header, rows, right={0, 1, *range(3, len(header))})
+
+
+def describe_peaks(peaks: dict[tuple[str, str], float], sizes: dict[str, int]) -> str:
+    """The line that says what "of peak" divides by: each GEMM peak of the run (device kind, precision → TFLOP/s)
+    with the size of its matrices (device kind → n).
+
+    Example::
+
+        >>> describe_peaks({("cpu", "fp32"): 0.0951}, {"cpu": 2048})
+        'of peak: the share of the GEMM peak measured in this run (one n×n matmul): cpu fp32 0.0951 TFLOP/s (n=2048)'
+    """
+    each = [f"{kind} {precision} {tflops:.3g} TFLOP/s (n={sizes[kind]})" for (kind, precision), tflops in peaks.items()]
+    return "of peak: the share of the GEMM peak measured in this run (one n×n matmul): " + "; ".join(each)
+
+
+#: A machine is busy when a benchmark starts if its 1-minute load average is above this many runnable tasks per core
+#: it may use: its timings then share the cores with someone else's work.
+BUSY_LOAD_PER_CORE = 0.5
+
+
+def busy(per_core: float = BUSY_LOAD_PER_CORE) -> str | None:
+    """A one-line warning when the machine is busy now (:data:`BUSY_LOAD_PER_CORE`), else ``None`` (also where
+    the load average cannot be read)."""
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):  # not on Unix
+        return None
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    if load <= per_core * cores:
+        return None
+    return (f"warning: the machine was busy when the timings began (load average {load:.1f} on {cores} "
+            f"core{'s' * (cores > 1)}): they may be unreliable")
 
 
 def write_results(records: Sequence[Timing], peaks: dict[tuple[str, str], float], out_dir: Path,

@@ -14,9 +14,9 @@ skipped.
 Each backend's column is measured on its own (:func:`measure_column`: every claim the column measures,
 with the runs it needs), then every cell is judged from the measured values (the arbiter's rule takes
 the reference's and the arbiter's values from their columns). So the columns can be measured in
-parallel: ``workers`` processes, the CPU's threads shared out among them (the chapter's runs are many
-small steps, bound by Python's overhead more than by arithmetic: two processes of one thread each
-finish the five CPU columns in about half the time of one process of two threads).
+parallel: ``workers`` processes, this process's torch threads (``--threads``) shared out among them, at least
+one each (the chapter's runs are many small steps, bound by Python's overhead more than by arithmetic: two
+processes of one thread each finish the five CPU columns in about half the time of one process of two threads).
 """
 
 from __future__ import annotations
@@ -231,6 +231,8 @@ def run_conformance(backends: Sequence[str] | None = None, sections: Sequence[st
     known = matrix.known
     start = time.perf_counter()
     matrix.workers = max(1, min(workers, len(names)))
+    if matrix.workers > 1:  # the columns are measured with each worker's share: the environment names it
+        matrix.environment["threads"] = str(worker_threads(matrix.workers))
     for name, outcome in _columns(names, sections, quick, data, matrix.workers):
         if isinstance(outcome, BaseException):  # the other columns are still measured and judged
             if name in (REFERENCE_BACKEND, ARBITER):
@@ -282,9 +284,7 @@ def _columns(names: list[str], sections: Sequence[str] | None, quick: bool, data
     import concurrent.futures
     import multiprocessing
 
-    import torch
-
-    threads = max(1, torch.get_num_threads() // workers)
+    threads = worker_threads(workers)
     slowest_first = sorted(names, key=lambda n: -_COST.get(n, 1.0))
     pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
     try:
@@ -299,6 +299,13 @@ def _columns(names: list[str], sections: Sequence[str] | None, quick: bool, data
 #: The columns' relative cost on this 2-core CPU (the full matrix, one process), so that the slowest start
 #: first when they are shared out among processes.
 _COST = {"cpu-bf16": 208, "compile": 197, "cpu": 194, "cpu-fp64": 149, "deterministic": 123}
+
+
+def worker_threads(workers: int) -> int:
+    """The torch threads of each of ``workers`` processes: this process's (``--threads``) shared out, at least one."""
+    import torch
+
+    return max(1, torch.get_num_threads() // workers)
 
 
 def default_workers() -> int:

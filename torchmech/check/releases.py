@@ -3,9 +3,10 @@
 ``python -m torchmech.check.releases measure ROW FILE [--tests DIR]`` (what each nox session of
 ``benchmarks/noxfile.py`` runs) records, in this environment, the installed versions, every claim of
 ``torchmech chapter --json`` (what was measured and how it holds), the console the chapter printed besides
-its JSON (any third-party warning), the fast part of the suite, and the time. ``python -m torchmech.check.releases
-view DIR [--png FILE]`` joins the rows: one line per release with its counts, the claims whose printed value
-moves between releases (and the first release where it does), and a heat map claim × release.
+its JSON (any third-party warning; its own progress lines left out), the fast part of the suite, and the time.
+``python -m torchmech.check.releases view DIR [--png FILE]`` joins the rows: one line per release with its
+counts, the claims whose printed value moves between releases (and the first release where it does), and a heat
+map claim × release.
 
 Which release is the newest measured (:data:`~torchmech.runtime.devices.NEWEST_MEASURED`) is a fact of the
 environment a result is read in, so it lives with the environment (:mod:`torchmech.runtime.devices`).
@@ -26,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from torchmech.runtime.console import text_table
+from torchmech.runtime.console import PROGRESS_LINE, text_table
 from torchmech.runtime.devices import release
 
 #: The distributions whose versions a row records.
@@ -62,7 +63,7 @@ def measure(row: str, path: Path, tests: Path | None = None) -> dict[str, Any]:
         report = {"claims": [], "counts": {}}
     result: dict[str, Any] = {
         "row": row, "versions": _versions(), "seconds": round(seconds, 1), "exit_code": done.returncode,
-        "console": [line for line in done.stderr.splitlines() if line.strip()],
+        "console": [line for line in done.stderr.splitlines() if line.strip() and not PROGRESS_LINE.match(line)],
         "counts": report.get("counts", {}),
         "claims": [{"id": c["id"], "ours": c["ours"], "holds": c["holds"]} for c in report.get("claims", [])],
     }

@@ -41,8 +41,9 @@ class BackendTiming:
         backend, model: the backend's name and the model's (a key of :data:`STEP_MODELS`, or :data:`EPOCH`).
         batch: samples per training step.
         steps: training steps per timed call (1 for a step; the batches of the epoch for :data:`EPOCH`).
-        first_s: the first call: under ``compile``, compiling plus the first call.
-        compile_s: ``first_s`` minus the steady-state median, at least 0 (eager: first-call overheads).
+        first_s: the first call: under ``compile``, compiling plus the first call; elsewhere, its warm-up.
+        compile_s: under ``compile``, ``first_s`` minus the steady-state median, at least 0; ``None`` on a
+            backend that does not compile (its first call's warm-up is no compile time).
         median_s, iqr_s: steady-state seconds per call (median and interquartile range).
         ratio: ``median_s`` over the ``cpu`` backend's for the same model (``cpu`` itself: exactly 1.0).
         fraction: of a whole epoch, for :data:`EPOCH` (``None`` for a step).
@@ -53,7 +54,7 @@ class BackendTiming:
     batch: int
     steps: int
     first_s: float
-    compile_s: float
+    compile_s: float | None
     median_s: float
     iqr_s: float
     ratio: float | None = None
@@ -120,7 +121,8 @@ def time_step(backend: str | Backend, model: str, min_run_time: float = 0.2) -> 
     with be.active():
         first = _stopwatch(step, be.device)
         median, iqr = measure(step, be.device, min_run_time)
-    return BackendTiming(be.name, model, batch, 1, first, max(first - median, 0.0), median, iqr)
+    return BackendTiming(be.name, model, batch, 1, first, max(first - median, 0.0) if be.compile else None, median,
+                         iqr)
 
 
 def time_epoch(backend: str | Backend, batches: object, full: int, repeats: int = 3) -> BackendTiming:
@@ -148,7 +150,8 @@ def time_epoch(backend: str | Backend, batches: object, full: int, repeats: int 
     median = statistics.median(times)
     iqr = 0.0 if len(times) < 2 else float(torch.tensor(times).quantile(0.75) - torch.tensor(times).quantile(0.25))
     n = len(batches)  # type: ignore[arg-type]
-    return BackendTiming(be.name, EPOCH, 64, n, first, max(first - median, 0.0), median, iqr, fraction=n / full)
+    return BackendTiming(be.name, EPOCH, 64, n, first, max(first - median, 0.0) if be.compile else None, median, iqr,
+                         fraction=n / full)
 
 
 def time_backends(backends: Sequence[str], models: Sequence[str] = BACKEND_MODELS, min_run_time: float = 0.2,
@@ -229,10 +232,11 @@ def _model_label(r: BackendTiming) -> str:
 
 
 def format_backend_table(records: Sequence[BackendTiming], status: dict[str, str]) -> str:
-    """One row per backend × model: compile s, step ms, × cpu, epoch s (epoch rows), and the backend's
-    conformance status."""
+    """One row per backend × model: compile s (``–`` where nothing compiles), step ms, × cpu, epoch s (epoch rows),
+    and the backend's conformance status."""
     header = ("backend", "model", "batch", "compile s", "step ms", "× cpu", "epoch s", "conforms")
-    rows = [(r.backend, _model_label(r), str(r.batch), f"{r.compile_s:.2f}", f"{r.step_s * 1e3:.3f}",
+    rows = [(r.backend, _model_label(r), str(r.batch), "–" if r.compile_s is None else f"{r.compile_s:.2f}",
+             f"{r.step_s * 1e3:.3f}",
              "—" if r.ratio is None else f"{r.ratio:.2f}", f"{r.median_s:.2f}" if r.model == EPOCH else "",
              status.get(r.backend, "not run")) for r in records]
     return text_table(header, rows, right={2, 3, 4, 5, 6})

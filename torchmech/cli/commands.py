@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from torchmech import SECTIONS
-from torchmech.runtime.console import quiet
+from torchmech.runtime.console import Progress, quiet
+from torchmech.runtime.threads import POLICY, applied, threads
 
 if TYPE_CHECKING:
     import torch
-    from tqdm import tqdm
 
 
 class CommandError(Exception):
@@ -85,16 +85,16 @@ def _folder(path: Path, what: str = "the report folder") -> None:
         raise CommandError(f"cannot create {what} {path}: {err.strerror or err}") from None
 
 
-def _progress(total: int, desc: str, leave: bool = False) -> tqdm:
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc=desc, file=sys.stderr, disable=None, leave=leave)
+def _progress(total: int, desc: str, leave: bool = False, unit: str = "", overlapping: bool = False) -> Progress:
+    """The command's progress on stderr (:class:`~torchmech.runtime.console.Progress`): a bar on a terminal, one
+    line per finished step (``unit``: per ``total`` ticks) in a log."""
+    return Progress(total, desc, unit=unit, leave=leave, overlapping=overlapping)
 
 
 def _mpg(args: argparse.Namespace, device: torch.device) -> dict:
     from torchmech.chapter.runs import mpg_run
 
-    with _progress(args.epochs, "mpg") as bar:
+    with _progress(args.epochs, "mpg", unit="epochs") as bar:
         def log(epoch: int, history) -> None:
             bar.update()
             if epoch % 20 == 0 and not args.json:
@@ -110,7 +110,7 @@ def _mnist(args: argparse.Namespace, device: torch.device) -> dict:
     from torchmech.chapter.runs import mnist_run
 
     start = time.perf_counter()
-    with _progress(args.epochs, "mnist") as bar:
+    with _progress(args.epochs, "mnist", unit="epochs") as bar:
         def log(epoch: int, history) -> None:
             bar.update()
             if not args.json:
@@ -147,61 +147,71 @@ def _ignite(args: argparse.Namespace, device: torch.device) -> dict:
 
 def _bench(args: argparse.Namespace, device: torch.device) -> Output:
     """``torchmech bench``: the width × batch sweep, or with ``--backends`` the chapter's models per backend
-    beside each backend's conformance status (``--threads`` holds for this command only)."""
+    beside each backend's conformance status (``--threads`` holds for this command only: :func:`run` applies it)."""
     import torch
 
     from torchmech.check import bench, speed
     from torchmech.runtime.devices import available_devices, environment, resolve_device
 
-    threads = torch.get_num_threads()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    try:
-        if args.to_accuracy:
-            return _to_accuracy(args)
-        if args.backends is not None:
-            try:
-                matrix = speed.read_conformance(args.conformance)  # read first: a bad file fails before timing
-                with _progress(len(dict.fromkeys(["cpu", *args.backends])), "bench") as bar:
-                    records = speed.time_backends(
-                        args.backends, args.models or speed.BACKEND_MODELS, min_run_time=0.05 if args.quick else 0.2,
-                        epoch_batches=100 if args.quick else None, repeats=1 if args.quick else 3, data=args.data,
-                        progress=lambda name: (bar.set_postfix_str(f"{name} done"), bar.update()))
-            except ValueError as err:  # an unknown or unavailable backend, an unknown model, a bad conformance file
-                raise CommandError(str(err)) from None
-            status = speed.conformance_status(matrix, dict.fromkeys(r.backend for r in records))
-            path = speed.write_backend_results(records, status, args.out, environment("cpu"), args.quick,
-                                               args.conformance)
-            text = (speed.format_backend_table(records, status)
-                    + "\n\ncompile s: the first call (compiling, under compile) minus the steady-state median; "
-                    "step ms: median of one training step (forward, backward, optimizer step); × cpu: against "
-                    "the cpu backend; mnist epoch: §8's MLP on the exact-order fast path; "
-                    f"{torch.get_num_threads()} CPU threads; inductor caches {speed.inductor_caches()} "
-                    f"(TORCHINDUCTOR_FORCE_DISABLE_CACHES=1: cold compiles).\nwrote {path}")
-            return Output({"backends": list(status), "quick": args.quick, "conformance": status,
-                           "files": [str(path)], "records": [r.__dict__ | {"step_s": r.step_s} for r in records]},
-                          text, [path])
-        devices = [str(resolve_device(d)) for d in args.device] if args.device else available_devices()
-        widths, batches = (args.widths, args.batches) if not args.quick else ([32, 256], [1, 64])
-        run_time = 0.05 if args.quick else 0.2
-        records = bench.sweep(widths, batches, devices, args.precisions, min_run_time=run_time)
-        if args.cuda_graphs and any(d.startswith("cuda") for d in devices):
-            cuda = [d for d in devices if d.startswith("cuda")]
-            records += bench.sweep(widths, batches, cuda, args.precisions, min_run_time=run_time, cuda_graphs=True)
-        def gemm_size(device: str) -> int:  # a GPU needs big matrices to reach its peak; a CPU is there at 2048
-            return (1024 if args.quick else 2048) * (4 if device.startswith("cuda") else 1)
+    warning = bench.busy()  # measured before anything is timed: someone else's work would share the cores
+    if args.to_accuracy:
+        return _warned(_to_accuracy(args), warning)
+    if args.backends is not None:
+        try:
+            matrix = speed.read_conformance(args.conformance)  # read first: a bad file fails before timing
+            with _progress(len(dict.fromkeys(["cpu", *args.backends])), "bench") as bar:
+                records = speed.time_backends(
+                    args.backends, args.models or speed.BACKEND_MODELS, min_run_time=0.05 if args.quick else 0.2,
+                    epoch_batches=100 if args.quick else None, repeats=1 if args.quick else 3, data=args.data,
+                    progress=bar.done)
+        except ValueError as err:  # an unknown or unavailable backend, an unknown model, a bad conformance file
+            raise CommandError(str(err)) from None
+        status = speed.conformance_status(matrix, dict.fromkeys(r.backend for r in records))
+        path = speed.write_backend_results(records, status, args.out, environment("cpu"), args.quick,
+                                           args.conformance)
+        text = (speed.format_backend_table(records, status)
+                + "\n\ncompile s: under torch.compile, the first call (compiling) minus the steady-state median "
+                "(– where nothing compiles: the first call's warm-up is first_s in the file); "
+                "step ms: median of one training step (forward, backward, optimizer step); × cpu: against "
+                "the cpu backend; mnist epoch: §8's MLP on the exact-order fast path; "
+                f"{torch.get_num_threads()} CPU threads; inductor caches {speed.inductor_caches()} "
+                f"(TORCHINDUCTOR_FORCE_DISABLE_CACHES=1: cold compiles).\nwrote {path}")
+        return _warned(Output({"backends": list(status), "quick": args.quick, "conformance": status,
+                               "files": [str(path)], "records": [r.__dict__ | {"step_s": r.step_s} for r in records]},
+                              text, [path]), warning)
+    devices = [str(resolve_device(d)) for d in args.device] if args.device else available_devices()
+    widths, batches = (args.widths, args.batches) if not args.quick else ([32, 256], [1, 64])
+    run_time = 0.05 if args.quick else 0.2
+    records = bench.sweep(widths, batches, devices, args.precisions, min_run_time=run_time)
+    if args.cuda_graphs and any(d.startswith("cuda") for d in devices):
+        cuda = [d for d in devices if d.startswith("cuda")]
+        records += bench.sweep(widths, batches, cuda, args.precisions, min_run_time=run_time, cuda_graphs=True)
+    def gemm_size(device: str) -> int:  # a GPU needs big matrices to reach its peak; a CPU is there at 2048
+        return (1024 if args.quick else 2048) * (4 if device.startswith("cuda") else 1)
 
-        peaks = {(d.split(":")[0], p): bench.gemm_peak(d, p, gemm_size(d))
-                 for d in devices for p in args.precisions if p == "fp32" or d.startswith("cuda")}
-        files = bench.write_results(records, peaks, args.out, environment(devices[-1]))
-        text = bench.format_table(records, peaks) + "\n" + (
-            "CUDA was not available: CPU only, no crossover to mark." if not any(d.startswith("cuda") for d in devices)
-            else f"crossover (smallest batch where CUDA wins), per width: {bench.crossover(records)}")
-        return Output({"devices": devices, "files": [str(f) for f in files],
-                       "crossover_batch": {str(k): v for k, v in bench.crossover(records).items()},
-                       "gemm_peak_tflops": {f"{d}/{p}": v for (d, p), v in peaks.items()}}, text, list(files))
-    finally:
-        torch.set_num_threads(threads)
+    peaks = {(d.split(":")[0], p): bench.gemm_peak(d, p, gemm_size(d))
+             for d in devices for p in args.precisions if p == "fp32" or d.startswith("cuda")}
+    files = bench.write_results(records, peaks, args.out, environment(devices[-1]))
+    text = "\n".join([bench.format_table(records, peaks), "",
+                      bench.describe_peaks(peaks, {d.split(":")[0]: gemm_size(d) for d in devices}),
+                      "CUDA was not available: CPU only, no crossover to mark."
+                      if not any(d.startswith("cuda") for d in devices)
+                      else f"crossover (smallest batch where CUDA wins), per width: {bench.crossover(records)}",
+                      "wrote " + ", ".join(map(str, files))])
+    return _warned(Output({"devices": devices, "files": [str(f) for f in files],
+                           "crossover_batch": {str(k): v for k, v in bench.crossover(records).items()},
+                           "gemm_peak_tflops": {f"{d}/{p}": v for (d, p), v in peaks.items()}}, text, list(files)),
+                   warning)
+
+
+def _warned(output: Output, warning: str | None) -> Output:
+    """A timing command's ``output`` with ``warning`` (the machine was busy when the timings began) in its JSON and
+    as its text's line before the last (the files written)."""
+    if warning is not None:
+        lines = (output.text or "").splitlines()
+        output.text = "\n".join([*lines[:-1], warning, *lines[-1:]])
+        output.data["warning"] = warning
+    return output
 
 
 def _to_accuracy(args: argparse.Namespace) -> Output:
@@ -217,8 +227,7 @@ def _to_accuracy(args: argparse.Namespace) -> Output:
         matrix = speed.read_conformance(args.conformance)  # read first: a bad file fails before training
         with _progress(len(dict.fromkeys(["cpu", *names])), "to accuracy") as bar, quiet(False):
             rows = to_accuracy.time_to_accuracy(names, args.models or to_accuracy.MODELS, args.data,
-                                                progress=lambda name: (bar.set_postfix_str(f"{name} done"),
-                                                                       bar.update()))
+                                                progress=bar.done)
     except ValueError as err:  # an unknown or unavailable backend, an unknown model, a bad conformance file
         raise CommandError(str(err)) from None
     status = speed.conformance_status(matrix, dict.fromkeys(r.backend for r in rows))
@@ -254,7 +263,7 @@ def _xor(args: argparse.Namespace, device: torch.device) -> dict:
                 "success_rate": result.success_rate(0.9), "median_valid_acc": result.valid_acc.median().item(),
                 "best_valid_acc": result.valid_acc.max().item(), "parameters": result.n_params,
                 "seconds": round(seconds, 3)}
-    with _progress(args.epochs, f"xor {args.model}") as bar:
+    with _progress(args.epochs, f"xor {args.model}", unit="epochs") as bar:
         model, history = xor_run(args.model, epochs=args.epochs, seed=args.seed, device=device, data=data,
                                  on_epoch_end=lambda *_: bar.update())
     out = {"model": args.model, "seed": args.seed, "epochs": args.epochs, "device": str(device),
@@ -271,16 +280,12 @@ def _xor(args: argparse.Namespace, device: torch.device) -> dict:
 #: Loggers whose INFO lines (Lightning's "GPU available", "💡 Tip", "LOCAL_RANK", "Restoring states") the
 #: chapter keeps off its output.
 @contextlib.contextmanager
-def _steps(total: int, desc: str, import_lightning: bool) -> Iterator[Callable[[str], None]]:
-    """A progress bar on stderr for a long command's steps; within it libraries' prints go to stderr and their
-    logs and warnings stay quiet (:func:`quiet_libraries`), so stdout holds only the table. Yields
-    ``done(step)``, to call after each step."""
-    with _progress(total, desc, leave=True) as bar, quiet(import_lightning):
-        def done(step: str) -> None:
-            bar.set_postfix_str(f"{step} done")
-            bar.update(1)
-
-        yield done
+def _steps(total: int, desc: str, import_lightning: bool, overlapping: bool = False) -> Iterator[Callable[..., None]]:
+    """A long command's progress on stderr (a bar, or in a log a line per step); within it libraries' prints go
+    to stderr and their logs and warnings stay quiet (:func:`quiet_libraries`), so stdout holds only the table.
+    Yields ``done(step, detail="")``, to call after each step."""
+    with _progress(total, desc, leave=True, overlapping=overlapping) as bar, quiet(import_lightning):
+        yield bar.done
 
 
 
@@ -303,7 +308,8 @@ def _learn(args: argparse.Namespace, device: None) -> Any:
         if args.learn_command == "watch":
             from torchmech.learn.watch import watch
 
-            return watch(ws_path, timeout=args.timeout, poll=args.poll)
+            with applied(args.threads):
+                return watch(ws_path, timeout=args.timeout, poll=args.poll)
         sections = _learn_sections(args)
         targets = _course_targets(args)  # a bad --junit/--gradescope path fails before the grading, not after
         if args.learn_command == "status":
@@ -312,7 +318,7 @@ def _learn(args: argparse.Namespace, device: None) -> Any:
                 return _course_files(targets, learn.Grades([g for gs in known for g in gs or []], str(ws_path),
                                                            None, args.full))
             sections = [s for s, grades in zip(sections, known, strict=True) if grades is None]  # to grade
-        with quiet(import_lightning="s9" in sections):
+        with quiet(import_lightning="s9" in sections), applied(args.threads):
             if args.learn_command == "status":
                 grades = learn.status(ws_path, full=args.full, timeout=args.timeout)
             else:
@@ -419,13 +425,19 @@ def _mistakes(args: argparse.Namespace) -> Output:
 
 def _chapter(args: argparse.Namespace, device: torch.device) -> Written:
     from torchmech.report import chapter as report
+    from torchmech.spec.claims import claims
 
     _folder(args.out)
     chosen = args.sections or chapter_sections()
     with _steps(len(chosen), "chapter", import_lightning="s9" in chosen) as done:
-        rep = report.run_chapter(device, args.sections, quick=args.quick, out=args.out, progress=done, data=args.data)
+        def section_done(section: str) -> None:  # `§5 done: 12 claims`
+            done(SECTIONS[section].split(" ")[0], f"{len(claims(section))} claims")
+
+        rep = report.run_chapter(device, args.sections, quick=args.quick, out=args.out, progress=section_done,
+                                 data=args.data)
         files = rep.write(args.out)
-    return Written(rep, files, rep.summary(files[0]))
+    md, js, page = files  # the page, the report to read, is named last
+    return Written(rep, files, f"{rep.summary()}\nwrote {md}, {js}\nreport: {page}")
 
 
 def _conformance(args: argparse.Namespace, device: None) -> Written:
@@ -437,9 +449,11 @@ def _conformance(args: argparse.Namespace, device: None) -> Written:
         raise CommandError(str(err)) from None
     _folder(args.out)
     sections = args.sections or chapter_sections()
-    with _steps(len(names), "conformance", import_lightning="s9" in sections) as done:
+    workers = args.workers or default_workers()
+    with _steps(len(names), "conformance", import_lightning="s9" in sections,
+                overlapping=min(workers, len(names)) > 1) as done:  # columns measured at once: time since the start
         matrix = run_conformance(names, args.sections, quick=args.quick, data=args.data, progress=done,
-                                 workers=args.workers or default_workers())
+                                 workers=workers)
     files = matrix.write(args.out)  # the matrix is on disk before the ladder starts (a ladder can be long)
     if args.explain:
         with _steps(len(matrix.failed()), "ladder", import_lightning=False) as done:
@@ -481,11 +495,15 @@ _RUNS = ("xor", "mpg", "mnist", "lightning", "ignite", "bench", "data")
 def run(args: argparse.Namespace) -> Any:
     """Run the parsed command; every error the user must fix becomes one :class:`CommandError`."""
     try:
+        count = _threads(args)  # a bad $TORCHMECH_THREADS fails before anything runs
         device = _device(args)
         if args.command == "xor" and args.seeds and args.plot is not None:
             raise CommandError("--plot draws one run: leave out --seeds")
         json_only = args.command in _RUNS and getattr(args, "json", False)  # stdout holds the one JSON object
-        with contextlib.redirect_stdout(sys.stderr) if json_only else contextlib.nullcontext():
+        # learn applies the threads where it grades: `learn status` answered from remembered grades imports no torch
+        held = count is not None and args.command != "learn"
+        with contextlib.redirect_stdout(sys.stderr) if json_only else contextlib.nullcontext(), \
+                applied(count) if held else contextlib.nullcontext():
             result = COMMANDS[args.command](args, device)
     except RuntimeError as err:
         if type(err).__name__ != "MnistDataError":  # its module imports torch: `learn status` must not
@@ -498,6 +516,19 @@ def run(args: argparse.Namespace) -> Any:
     except OSError as err:
         raise CommandError(f"cannot write {err.filename or 'output'}: {err.strerror or err}") from None
     return Output(result) if isinstance(result, dict) else result
+
+
+def _threads(args: argparse.Namespace) -> int | None:
+    """The torch threads the command computes with (:func:`torchmech.runtime.threads.threads`: ``--threads``,
+    else ``$TORCHMECH_THREADS``, else ``$OMP_NUM_THREADS``, else one; ``bench``: else torch's own), written back to
+    ``args.threads``; ``None`` where the command takes no ``--threads`` or keeps torch's own count."""
+    if not hasattr(args, "threads"):
+        return None
+    try:
+        args.threads = threads(args.threads, default=None if args.command == "bench" else POLICY)
+    except ValueError as err:
+        raise CommandError(str(err)) from None
+    return args.threads
 
 
 def _device(args: argparse.Namespace) -> torch.device | None:

@@ -38,6 +38,9 @@ DATA = _option("--data", type=Path, default=None, metavar="DIR",
 DEVICE = _option("--device", default="cpu", help="cpu, cuda, mps or auto (default: cpu, where the golden values hold)")
 SEED = _option("--seed", type=int, default=1, help="torch seed before building and before training (default 1, "
                                                    "as in the book)")
+THREADS = _option("--threads", type=lambda text: _positive(text), default=None, metavar="N",  # _positive: below
+                  help="torch's CPU threads (default $TORCHMECH_THREADS, else $OMP_NUM_THREADS, else 1: the chapter's "
+                       "models are small and one thread is steadier beside other work; bench: torch's own)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="torchmech", description=__doc__)
     parser.add_argument("--version", action="version", version=f"torchmech {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    chapter = commands.add_parser("chapter", parents=[DEVICE, DATA, JSON],
+    chapter = commands.add_parser("chapter", parents=[DEVICE, DATA, THREADS, JSON],
                                   help="reproduce the chapter's claims and print the book's value beside ours")
     chapter.add_argument("--sections", "--section", dest="sections", nargs="+", choices=chapter_sections(),
                          metavar="sN", help="run only these sections (s1 … s9; default: all)")
@@ -55,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="trim the long trainings (MNIST, Lightning) for a first look; says so in the table")
     _add_checks(commands)
     _add_runs(commands)
-    _add_bench(commands.add_parser("bench", parents=[DATA, JSON],
+    _add_bench(commands.add_parser("bench", parents=[DATA, THREADS, JSON],
                                    help="sweep MLP training steps, width × batch, on each device"))
     _add_learn(commands.add_parser("learn", help="write the chapter yourself: the same specification grades it"))
     data = commands.add_parser("data", help="data sets: `torchmech data fetch` gets MNIST once")
@@ -67,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_checks(commands: argparse._SubParsersAction) -> None:
     """``conformance`` and ``diverge``: the chapter judged on backends."""
-    conf = commands.add_parser("conformance", parents=[DATA, JSON],
+    conf = commands.add_parser("conformance", parents=[DATA, THREADS, JSON],
                                help="the chapter on every backend, judged against a float64 run: a matrix claim × "
                                     "backend")
     conf.add_argument("--backends", nargs="+", default=None, metavar="NAME",
@@ -79,13 +82,14 @@ def _add_checks(commands: argparse._SubParsersAction) -> None:
     conf.add_argument("--out", type=Path, default=Path("reports"),
                       help="write conformance.json and the heat map conformance.png here (default reports/)")
     conf.add_argument("--workers", type=_positive, default=None, metavar="N",
-                      help="measure the backends' columns in N processes, torch's threads shared out among them "
-                           "(default: one per CPU core, at most one per backend; 1: here, one after the other)")
+                      help="measure the backends' columns in N processes, --threads shared out among them (at "
+                           "least one each; default: one per CPU core, at most one per backend; 1: here, one after "
+                           "the other)")
     conf.add_argument("--explain", action="store_true",
                       help="for every failing claim × backend, re-judge it with one setting changed at a time "
                            "(the mitigation ladder) and say which restores it and what it costs in step time")
-    div = commands.add_parser("diverge", parents=[DATA, JSON], help="name the first operation where backend b "
-                                                                    "leaves backend a (judged against float64)")
+    div = commands.add_parser("diverge", parents=[DATA, THREADS, JSON],
+                              help="name the first operation where backend b leaves backend a (judged against float64)")
     div.add_argument("--a", default="cpu", metavar="NAME", help="the backend to compare with (default cpu)")
     div.add_argument("--b", default="compile", metavar="NAME", help="the backend under suspicion (default compile)")
     div.add_argument("--claim", default="s7.mpg.test_mse", metavar="ID",
@@ -96,7 +100,7 @@ def _add_checks(commands: argparse._SubParsersAction) -> None:
 
 def _add_runs(commands: argparse._SubParsersAction) -> None:
     """The chapter's runs one at a time: ``xor``, ``mpg``, ``mnist``, ``lightning``, ``ignite``."""
-    xor = commands.add_parser("xor", parents=[DEVICE, SEED, JSON],
+    xor = commands.add_parser("xor", parents=[DEVICE, SEED, THREADS, JSON],
                               help="§5–§6: train the chapter's XOR models, one seed or many at once")
     xor.add_argument("--model", default="mlp", choices=("logistic", "mlp", "modulelist", "noisy"),
                      help="logistic regression, the 2×4 MLP (Sequential or ModuleList), or MyNoisyModule")
@@ -105,10 +109,10 @@ def _add_runs(commands: argparse._SubParsersAction) -> None:
                      help="train K seeds at once and report the success rate (valid acc > 0.9)")
     xor.add_argument("--plot", type=Path, default=None, metavar="DIR",
                      help="write figures 13.2–13.6 for this run as PNG into DIR")
-    mpg = commands.add_parser("mpg", parents=[DEVICE, SEED, JSON],
+    mpg = commands.add_parser("mpg", parents=[DEVICE, SEED, THREADS, JSON],
                               help="§7: train the Auto MPG regressor and print the book's loss lines")
     mpg.add_argument("--epochs", type=_positive, default=200, help="epochs (default 200, as in the book)")
-    mnist = commands.add_parser("mnist", parents=[DEVICE, SEED, DATA, JSON],
+    mnist = commands.add_parser("mnist", parents=[DEVICE, SEED, DATA, THREADS, JSON],
                                 help="§8: train the MNIST MLP and print the book's epoch lines")
     mnist.add_argument("--epochs", type=_positive, default=20, help="epochs (default 20, as in the book)")
     pipeline = mnist.add_mutually_exclusive_group()
@@ -116,7 +120,7 @@ def _add_runs(commands: argparse._SubParsersAction) -> None:
                           help="device-resident tensors, batches in the DataLoader's order (default)")
     pipeline.add_argument("--book-pipeline", dest="fast", action="store_false",
                           help="the book's torchvision dataset + ToTensor + DataLoader")
-    lit = commands.add_parser("lightning", parents=[SEED, DATA, JSON],
+    lit = commands.add_parser("lightning", parents=[SEED, DATA, THREADS, JSON],
                               help="§9: the MNIST classifier with Lightning 2.x and TensorBoard")
     lit.add_argument("--epochs", type=_positive, default=10, help="max_epochs (default 10, as in the book)")
     lit.add_argument("--resume", type=Path, default=None, metavar="CKPT",
@@ -126,7 +130,7 @@ def _add_runs(commands: argparse._SubParsersAction) -> None:
     lit.add_argument("--strategy", default="auto", help="auto, ddp, ddp_spawn, … (Lightning's names)")
     lit.add_argument("--num-nodes", type=_positive, default=1, help="machines taking part (default 1)")
     lit.add_argument("--logdir", type=Path, default=Path("."), help="logs go to LOGDIR/lightning_logs/version_N")
-    ign = commands.add_parser("ignite", parents=[DEVICE, SEED, DATA, JSON],
+    ign = commands.add_parser("ignite", parents=[DEVICE, SEED, DATA, THREADS, JSON],
                               help="§9's pointer: the same classifier on PyTorch-Ignite (optional extra)")
     ign.add_argument("--epochs", type=_positive, default=5, help="epochs (default 5, as the bonus notebook)")
     ign.add_argument("--logdir", type=Path, default=Path("ignite_logs"), help="TensorBoard logs and checkpoints")
@@ -159,8 +163,6 @@ def _add_bench(bench: argparse.ArgumentParser) -> None:
     bench.add_argument("--conformance", type=Path, default=None, metavar="FILE",
                        help="with --backends or --to-accuracy: the conformance.json whose verdicts to show "
                             "(default: 'not run')")
-    bench.add_argument("--threads", type=_positive, default=None, metavar="N",
-                       help="torch's CPU threads for this run (default: torch's own; 1 is steadier on a busy CPU)")
 
 
 def _add_learn(learn: argparse.ArgumentParser) -> None:
@@ -184,15 +186,16 @@ def _add_learn(learn: argparse.ArgumentParser) -> None:
                         help="also write the grades as JUnit XML: a testsuite per section, a testcase per exercise")
     course.add_argument("--gradescope", type=Path, default=None, metavar="FILE",
                         help="also write the grades as Gradescope's results.json: a test per exercise, 1 point each")
-    check = learn_commands.add_parser("check", parents=[grading, course],
+    check = learn_commands.add_parser("check", parents=[grading, course, THREADS],
                                       help="grade one section of your workspace (or --all), exercise by exercise")
     check.add_argument("section", nargs="?", choices=chapter_sections(), metavar="sN", help="s1 … s9")
     check.add_argument("--all", action="store_true", help="grade every section (instead of naming one)")
     check.add_argument("--hint", nargs="?", const="", default=None, metavar="NAME",
                        help="one more hint for exercise NAME (any exercise, any time; alone: the first unfinished "
                             "one of the section)")
-    learn_commands.add_parser("status", parents=[grading, course], help="every section: not started / failing / done")
-    watch = learn_commands.add_parser("watch", parents=[place],
+    learn_commands.add_parser("status", parents=[grading, course, THREADS],
+                              help="every section: not started / failing / done")
+    watch = learn_commands.add_parser("watch", parents=[place, THREADS],
                                       help="stay open: re-grade each section file you save and show its board")
     watch.add_argument("--poll", action="store_true", help="poll the files' times instead of the OS's file events "
                                                            "(network or container folders)")

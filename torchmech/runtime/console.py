@@ -1,17 +1,48 @@
-"""The console kept for the table: libraries' logs, warnings and prints held off it while the chapter runs."""
+"""The console kept for the table: libraries' logs, warnings and prints held off it while the chapter runs, and a
+long command's progress (:class:`Progress`: a bar on a terminal, one line per finished step in a log)."""
 
 from __future__ import annotations
 
 import contextlib
 import importlib
 import logging
+import re
 import sys
+import time
 import warnings
 from collections.abc import Container, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from types import TracebackType
+from typing import Any, Protocol, TextIO, runtime_checkable
 
 QUIET_LOGGERS = ("lightning.pytorch", "lightning.fabric")
+
+#: Library log lines that tell a reader nothing here, dropped wherever and whenever they are logged: logger → the
+#: starts of the messages dropped. ``torch.utils.cpp_extension`` logs "No CUDA runtime is found, using
+#: CUDA_HOME=…" when it is imported on a machine with a CUDA toolkit and no CUDA device; ``torch.utils.benchmark``
+#: and inductor import it, outside any quiet block and in worker processes, so a quiet block cannot hold it.
+DROPPED = {"torch.utils.cpp_extension": ("No CUDA runtime is found",)}
+
+
+class _Dropped(logging.Filter):
+    def __init__(self, starts: tuple[str, ...]) -> None:
+        super().__init__()
+        self.starts = starts
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(self.starts)
+
+
+def drop_noise() -> None:
+    """Filter :data:`DROPPED`'s lines out of their loggers (once each). Runs when this module is imported, before
+    the commands import torch; the logger's other lines still show."""
+    for name, starts in DROPPED.items():
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _Dropped) for f in logger.filters):
+            logger.addFilter(_Dropped(starts))
+
+
+drop_noise()
 
 
 @contextlib.contextmanager
@@ -43,6 +74,104 @@ def quiet(import_lightning: bool) -> Iterator[None]:
     (progress lines, a library's tables) on stderr. Worker processes run under it too."""
     with contextlib.redirect_stdout(sys.stderr), quiet_libraries(import_lightning):
         yield
+
+
+#: A progress line in a log (what :class:`Progress` and :func:`run_finished` write): ``[what] … 41.2 s``, maybe
+#: ``(5/9)`` after it. ``releases.measure`` leaves these out of the console it records.
+PROGRESS_LINE = re.compile(r"^\[[^\]\n]+\] .* \d+\.\d s( \(\d+/\d+\))?$")
+#: A run that took this long or longer says so in a log (:func:`run_finished`, a :class:`Progress` of ticks);
+#: shorter ones say nothing.
+LONG_RUN_S = 1.0
+_IN_A_LOG: list[Progress] = []  # the progresses open in a log, innermost last
+
+
+class Progress:
+    """A long command's progress on stderr, reported here only. On a terminal: tqdm's bar, redrawn in place. In a
+    log (stderr redirected: CI, ``nohup``, a notebook's ``!make chapter``), where a bar draws nothing, one line per
+    finished step, ``[chapter] §5 done: 12 claims in 41.2 s (5/9)``, and for ticks (``unit``: epochs) one line at
+    the end of a long run (:data:`LONG_RUN_S`), ``[run] mnist 20 epochs: 212.4 s``; while it is open, the chapter's
+    long runs say when they finish (:func:`run_finished`).
+
+    Args:
+        total: the steps (or ticks) to come.
+        desc: what runs (``chapter``, ``conformance``, ``mnist``).
+        unit: what a tick is (``epochs``); empty: the steps are named (:meth:`done`).
+        leave: keep the finished bar on the terminal.
+        stream: where it goes (default: ``sys.stderr`` now).
+        overlapping: the steps run at once (in worker processes): a line gives the time since the start (``done
+            at 83.1 s``), not since the step before.
+    """
+
+    def __init__(self, total: int, desc: str, unit: str = "", leave: bool = False,
+                 stream: TextIO | None = None, overlapping: bool = False) -> None:
+        self.total, self.desc, self.unit, self.leave, self.overlapping = total, desc, unit, leave, overlapping
+        self.stream = stream if stream is not None else sys.stderr
+        self.n = 0
+        self._bar: Any = None
+        self._start = self._last = time.perf_counter()
+
+    @property
+    def in_a_log(self) -> bool:
+        """``True`` where the stream is not a terminal."""
+        try:
+            return not self.stream.isatty()
+        except (AttributeError, ValueError):  # no isatty, or closed
+            return True
+
+    def __enter__(self) -> Progress:
+        if self.in_a_log:
+            _IN_A_LOG.append(self)
+        else:
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=self.total, desc=self.desc, file=self.stream, leave=self.leave)
+        self._start = self._last = time.perf_counter()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            return
+        _IN_A_LOG.remove(self)
+        seconds = time.perf_counter() - self._start
+        if kind is None and self.unit and self.n and seconds >= LONG_RUN_S:
+            self.say(f"[run] {self.desc} {self.n} {self.unit}: {seconds:.1f} s")
+
+    def update(self, n: int = 1) -> None:
+        """``n`` ticks (epochs) done."""
+        self.n += n
+        if self._bar is not None:
+            self._bar.update(n)
+
+    def done(self, step: str, detail: str = "") -> None:
+        """The step ``step`` finished (``detail``: what it did, ``12 claims``)."""
+        self.n += 1
+        now = time.perf_counter()
+        if self._bar is not None:
+            self._bar.set_postfix_str(f"{step} done")
+            self._bar.update(1)
+        else:
+            when = f"at {now - self._start:.1f}" if self.overlapping else f"in {now - self._last:.1f}"
+            self.say(f"[{self.desc}] {step} done{': ' + detail if detail else ''} {when} s ({self.n}/{self.total})")
+        self._last = now
+
+    def write(self, text: str, file: TextIO | None = None) -> None:
+        """A line of the command's own (an epoch's loss) to ``file``, above the bar if there is one."""
+        if self._bar is not None:
+            self._bar.write(text, file=file)
+        else:
+            print(text, file=file if file is not None else self.stream, flush=True)
+
+    def say(self, line: str) -> None:
+        print(line, file=self.stream, flush=True)
+
+
+def run_finished(what: str, seconds: float) -> None:
+    """A run of the chapter (``mnist 20 epochs on cpu``) took ``seconds``: one line, ``[run] mnist 20 epochs on
+    cpu: 212.4 s``, where a command's :class:`Progress` is open in a log and the run was long (:data:`LONG_RUN_S`);
+    nothing elsewhere (a terminal's bar, a test session, a library call)."""
+    if _IN_A_LOG and seconds >= LONG_RUN_S:
+        _IN_A_LOG[-1].say(f"[run] {what}: {seconds:.1f} s")
 
 
 def text_table(header: Sequence[str], rows: Iterable[Sequence[str]], right: Container[int] = (),

@@ -6,6 +6,7 @@ keyed by the implementation whose pieces they use: the book's procedures themsel
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from torchmech.chapter.implementation import Implementation, pieces_of
 from torchmech.chapter.recipes import RECIPES
 from torchmech.chapter.runs import accepts, ensemble_run, mnist_run, mpg_run, xor_notebook_run, xor_run
 from torchmech.runtime.backends import Backend, resolve
+from torchmech.runtime.console import run_finished
 
 
 # --- named runs, computed once per process ---------------------------------------------------------
@@ -124,8 +126,30 @@ class Runs:
             key = (*key, own)
         if key not in self._cache:
             run = RUN_FUNCTIONS[name]
+            start = time.perf_counter()
             self._cache[key] = run(self, **kwargs, impl=impl) if accepts(run, "impl") else run(self, **kwargs)
+            run_finished(describe_run(name, kwargs), time.perf_counter() - start)  # a line in a command's log
         return self._cache[key]
+
+
+def describe_run(name: str, kwargs: dict[str, object]) -> str:
+    """A run in a few words, for a log: its name, the arguments that say what it trains, its backend (a quick
+    run's epochs are its own, not ``epochs``).
+
+    Example::
+
+        >>> describe_run("mnist", {"backend": "cpu", "epochs": 20, "data": None, "quick": False})
+        'mnist 20 epochs on cpu'
+        >>> describe_run("lightning", {"epochs": 10, "quick": True})
+        'lightning quick'
+    """
+    words, quick = [name], kwargs.get("quick") is True
+    for key, value in kwargs.items():
+        if key in ("backend", "data", "impl") or value is None or value is False or (key == "epochs" and quick):
+            continue
+        words.append(f"{value} epochs" if key == "epochs" else key if value is True else str(value))
+    backend = kwargs.get("backend")
+    return " ".join(words) + (f" on {getattr(backend, 'name', backend)}" if backend is not None else "")
 
 
 #: The process's runs, shared by pytest and ``torchmech chapter``.
