@@ -172,6 +172,7 @@ def test_every_command_result_keeps_the_one_protocol() -> None:
     ``exit_code``, with those signatures (CommandResult): the entry point prints any of them the same way."""
     import inspect
 
+    from torchmech.check.compare import Comparison
     from torchmech.check.conformance import Matrix
     from torchmech.check.diverge import Divergence
     from torchmech.check.ladder import Ladder
@@ -181,7 +182,7 @@ def test_every_command_result_keeps_the_one_protocol() -> None:
     from torchmech.runtime.console import CommandResult
 
     expected = {name: inspect.signature(getattr(CommandResult, name)) for name in ("table", "to_json", "write")}
-    for cls in (ChapterReport, Matrix, Ladder, Divergence, Grades, Output, Written):
+    for cls in (ChapterReport, Matrix, Ladder, Divergence, Grades, Output, Written, Comparison):
         for name, signature in expected.items():
             mine = inspect.signature(getattr(cls, name))
             assert list(mine.parameters) == list(signature.parameters), (cls, name)

@@ -15,6 +15,7 @@ import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -237,15 +238,15 @@ def busy(per_core: float = BUSY_LOAD_PER_CORE) -> str | None:
 
 
 def write_results(records: Sequence[Timing], peaks: dict[tuple[str, str], float], out_dir: Path,
-                  environment: dict[str, str]) -> list[Path]:
-    """``bench.json`` (every case, the peaks, the crossover, the environment) and ``bench.png``
+                  environment: dict[str, str], calibration: dict[str, Any] | None = None) -> list[Path]:
+    """``bench.json`` (every case, the peaks, the crossover, the environment, the calibration) and ``bench.png``
     (achieved TFLOP/s against batch, one line per device and width)."""
     from matplotlib.figure import Figure
 
     out_dir.mkdir(parents=True, exist_ok=True)
     data = {"environment": environment, "records": [asdict(r) | {"tflops": r.tflops} for r in records],
             "gemm_peak_tflops": {f"{d}/{p}": v for (d, p), v in peaks.items()},
-            "crossover_batch": {str(k): v for k, v in crossover(records).items()}}
+            "crossover_batch": {str(k): v for k, v in crossover(records).items()}, "calibration": calibration}
     json_path = out_dir / "bench.json"
     json_path.write_text(json.dumps(data, indent=2))
     fig = Figure(figsize=(8, 5))

@@ -33,7 +33,7 @@ from typing import Any
 from torchmech.check.ladder import climb
 from torchmech.runtime.backends import ARBITER, BACKENDS, REFERENCE_BACKEND, TOLERANCES, available_backends, usable
 from torchmech.runtime.console import quiet, text_table
-from torchmech.runtime.devices import environment
+from torchmech.runtime.devices import calibration, environment
 from torchmech.spec.claims import claims
 from torchmech.spec.core import Context, Result
 
@@ -58,6 +58,7 @@ class Matrix:
     errors: dict[str, str] = field(default_factory=dict)  # backend → the one line its column raised
     cell_errors: dict[tuple[str, str], str] = field(default_factory=dict)  # (claim, backend) → what its measure raised
     known: dict[tuple[str, str], Any] = field(default_factory=dict, repr=False)  # the measured values
+    calibration: dict[str, Any] | None = None  # runtime/devices.calibration, measured before the columns
 
     def explain(self, data: Path | None = None, progress: Callable[[str], None] | None = None) -> Any:
         """Climb the mitigation ladder for every failing cell (:func:`torchmech.check.ladder.climb`); kept in
@@ -98,7 +99,7 @@ class Matrix:
         return {"environment": self.environment, "quick": self.quick, "backends": backends,
                 "wall_seconds": round(self.wall_s, 1), "workers": self.workers, "errors": self.errors,
                 "cell_errors": [{"id": i, "backend": b, "error": e} for (i, b), e in self.cell_errors.items()],
-                "claims": rows,
+                "claims": rows, "calibration": self.calibration,
                 "failed": [{"id": i, "backend": b} for i, b in self.failed()]} | (
                     {"ladder": self.ladder.to_json()} if self.ladder is not None else {})
 
@@ -227,7 +228,7 @@ def run_conformance(backends: Sequence[str] | None = None, sections: Sequence[st
     names = chosen_backends(backends)
     chosen = [c for c in claims() if sections is None or c.section in sections]
     matrix = Matrix(names, {}, environment("cpu") | {"tolerances": json.dumps(
-        {p: [t.k, t.tol] for p, t in TOLERANCES.items()})}, quick=quick)
+        {p: [t.k, t.tol] for p, t in TOLERANCES.items()})}, quick=quick, calibration=calibration("cpu"))
     known = matrix.known
     start = time.perf_counter()
     matrix.workers = max(1, min(workers, len(names)))

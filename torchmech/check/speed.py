@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -251,14 +252,15 @@ def inductor_caches() -> str:
 
 
 def write_backend_results(records: Sequence[BackendTiming], status: dict[str, str], out_dir: Path,
-                          environment: dict[str, str], quick: bool, conformance: Path | None) -> Path:
+                          environment: dict[str, str], quick: bool, conformance: Path | None,
+                          calibration: dict[str, Any] | None = None) -> Path:
     """``OUT/bench-backends.json``: every backend × model (with ``step_s``), each backend's conformance status (the
-    key ``verdicts``, as files already written have it), the environment."""
+    key ``verdicts``, as files already written have it), the environment and the calibration."""
     out_dir.mkdir(parents=True, exist_ok=True)
     data = {"environment": environment, "quick": quick, "inductor_caches": inductor_caches(),
             "conformance": str(conformance) if conformance else None, "verdicts": status,
             "records": [asdict(r) | {"step_s": r.step_s, "conforms": status.get(r.backend, "not run")}
-                        for r in records]}
+                        for r in records], "calibration": calibration}
     path = out_dir / "bench-backends.json"
     path.write_text(json.dumps(data, indent=2))
     return path

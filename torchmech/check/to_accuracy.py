@@ -225,13 +225,14 @@ def format_table(rows: Sequence[ToAccuracy], status: dict[str, str]) -> str:
 
 
 def write(rows: Sequence[ToAccuracy], status: dict[str, str], out_dir: Path, environment: dict[str, str],
-          conformance: Path | None) -> Path:
+          conformance: Path | None, calibration: dict[str, Any] | None = None) -> Path:
     """``OUT/bench-to-accuracy.json``: the targets, every backend × model, each backend's conformance status
-    (the key ``verdicts``), the environment."""
+    (the key ``verdicts``), the environment and the calibration."""
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "bench-to-accuracy.json"
     path.write_text(json.dumps({"environment": environment, "targets": {m: asdict(t) for m, t in TARGETS.items()},
                                 "conformance": str(conformance) if conformance else None, "verdicts": status,
-                                "rows": [asdict(r) | {"conforms": status.get(r.backend, "not run")} for r in rows]},
+                                "rows": [asdict(r) | {"conforms": status.get(r.backend, "not run")} for r in rows],
+                                "calibration": calibration},
                                indent=2))
     return path

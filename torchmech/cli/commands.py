@@ -151,11 +151,14 @@ def _bench(args: argparse.Namespace, device: torch.device) -> Output:
     import torch
 
     from torchmech.check import bench, speed
-    from torchmech.runtime.devices import available_devices, environment, resolve_device
+    from torchmech.runtime.devices import available_devices, calibration, environment, resolve_device
 
     warning = bench.busy()  # measured before anything is timed: someone else's work would share the cores
     if args.to_accuracy:
         return _warned(_to_accuracy(args), warning)
+    devices = [str(resolve_device(d)) for d in args.device] if args.device else available_devices()
+    # the fingerprint (its load average) and the yardstick `compare` divides by: before anything else is timed
+    env, cal = environment("cpu" if args.backends is not None else devices[-1]), calibration("cpu")
     if args.backends is not None:
         try:
             matrix = speed.read_conformance(args.conformance)  # read first: a bad file fails before timing
@@ -167,8 +170,7 @@ def _bench(args: argparse.Namespace, device: torch.device) -> Output:
         except ValueError as err:  # an unknown or unavailable backend, an unknown model, a bad conformance file
             raise CommandError(str(err)) from None
         status = speed.conformance_status(matrix, dict.fromkeys(r.backend for r in records))
-        path = speed.write_backend_results(records, status, args.out, environment("cpu"), args.quick,
-                                           args.conformance)
+        path = speed.write_backend_results(records, status, args.out, env, args.quick, args.conformance, cal)
         text = (speed.format_backend_table(records, status)
                 + "\n\ncompile s: under torch.compile, the first call (compiling) minus the steady-state median "
                 "(– where nothing compiles: the first call's warm-up is first_s in the file); "
@@ -179,7 +181,6 @@ def _bench(args: argparse.Namespace, device: torch.device) -> Output:
         return _warned(Output({"backends": list(status), "quick": args.quick, "conformance": status,
                                "files": [str(path)], "records": [r.__dict__ | {"step_s": r.step_s} for r in records]},
                               text, [path]), warning)
-    devices = [str(resolve_device(d)) for d in args.device] if args.device else available_devices()
     widths, batches = (args.widths, args.batches) if not args.quick else ([32, 256], [1, 64])
     run_time = 0.05 if args.quick else 0.2
     records = bench.sweep(widths, batches, devices, args.precisions, min_run_time=run_time)
@@ -191,7 +192,7 @@ def _bench(args: argparse.Namespace, device: torch.device) -> Output:
 
     peaks = {(d.split(":")[0], p): bench.gemm_peak(d, p, gemm_size(d))
              for d in devices for p in args.precisions if p == "fp32" or d.startswith("cuda")}
-    files = bench.write_results(records, peaks, args.out, environment(devices[-1]))
+    files = bench.write_results(records, peaks, args.out, env, cal)
     text = "\n".join([bench.format_table(records, peaks), "",
                       bench.describe_peaks(peaks, {d.split(":")[0]: gemm_size(d) for d in devices}),
                       "CUDA was not available: CPU only, no crossover to mark."
@@ -220,9 +221,10 @@ def _to_accuracy(args: argparse.Namespace) -> Output:
 
     from torchmech.check import speed, to_accuracy
     from torchmech.runtime.backends import available_backends
-    from torchmech.runtime.devices import environment
+    from torchmech.runtime.devices import calibration, environment
 
     names = args.backends or available_backends()
+    env, cal = environment("cpu"), calibration("cpu")  # before anything is timed
     try:
         matrix = speed.read_conformance(args.conformance)  # read first: a bad file fails before training
         with _progress(len(dict.fromkeys(["cpu", *names])), "to accuracy") as bar, quiet(False):
@@ -231,7 +233,7 @@ def _to_accuracy(args: argparse.Namespace) -> Output:
     except ValueError as err:  # an unknown or unavailable backend, an unknown model, a bad conformance file
         raise CommandError(str(err)) from None
     status = speed.conformance_status(matrix, dict.fromkeys(r.backend for r in rows))
-    path = to_accuracy.write(rows, status, args.out, environment("cpu"), args.conformance)
+    path = to_accuracy.write(rows, status, args.out, env, args.conformance, cal)
     text = (to_accuracy.format_table(rows, status)
             + "\n\nseconds: training time through the first epoch that reaches the target, each epoch timed, the "
             "first counted as the median of the others (its extra, compiling under compile, apart); the quality "
@@ -478,6 +480,15 @@ def _diverge(args: argparse.Namespace, device: None) -> Any:
     return found
 
 
+def _compare(args: argparse.Namespace, device: None) -> Any:
+    from torchmech.check.compare import compare
+
+    try:
+        return compare(args.a, args.b, args.fail_slower)
+    except ValueError as err:  # unreadable, not a record, or two kinds
+        raise CommandError(str(err)) from None
+
+
 def chapter_sections() -> list[str]:
     """The sections the commands accept: s1 … s9, from ``torchmech.SECTIONS`` (no torch import)."""
     return [s for s in SECTIONS if s != "chapter"]
@@ -487,6 +498,7 @@ def chapter_sections() -> list[str]:
 COMMANDS: dict[str, Callable[[argparse.Namespace, Any], Any]] = {
     "chapter": _chapter, "conformance": _conformance, "diverge": _diverge, "learn": _learn, "xor": _xor,
     "mpg": _mpg, "mnist": _mnist, "lightning": _lightning, "ignite": _ignite, "bench": _bench, "data": _fetch,
+    "compare": _compare,
 }
 #: Commands whose own prints (progress lines, libraries' tables) go to stderr under --json.
 _RUNS = ("xor", "mpg", "mnist", "lightning", "ignite", "bench", "data")

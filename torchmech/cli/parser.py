@@ -60,6 +60,15 @@ def build_parser() -> argparse.ArgumentParser:
     _add_runs(commands)
     _add_bench(commands.add_parser("bench", parents=[DATA, THREADS, JSON],
                                    help="sweep MLP training steps, width × batch, on each device"))
+    compare = commands.add_parser("compare", parents=[JSON],
+                                  help="two records of one kind side by side (two machines, two runs): claims that "
+                                       "moved, speed ratios raw and normalised by each run's calibration")
+    compare.add_argument("a", type=Path, metavar="A.json", help="the first record (results.json, conformance.json, "
+                                                                "bench.json, bench-backends.json, …)")
+    compare.add_argument("b", type=Path, metavar="B.json", help="the second record, of the same kind")
+    compare.add_argument("--fail-slower", type=lambda text: _positive_float(text), default=None, metavar="PCT",
+                         help="exit 1 when a step of B is more than PCT%% slower than A's (normalised by the "
+                              "calibrations; raw where a record has none)")
     _add_learn(commands.add_parser("learn", help="write the chapter yourself: the same specification grades it"))
     data = commands.add_parser("data", help="data sets: `torchmech data fetch` gets MNIST once")
     data_commands = data.add_subparsers(dest="data_command", required=True, parser_class=_Parser)

@@ -10,9 +10,11 @@ and returns a :class:`ChapterReport`: the plain-text table, one JSON schema (``-
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -20,7 +22,7 @@ from torchmech import SECTIONS
 from torchmech.report import page
 from torchmech.report.figures import FIGURES, SectionFigure
 from torchmech.runtime.console import text_table
-from torchmech.runtime.devices import NEWEST_MEASURED, environment, newer_than_measured, resolve_device
+from torchmech.runtime.devices import NEWEST_MEASURED, calibration, environment, newer_than_measured, resolve_device
 from torchmech.spec.claims import claims
 from torchmech.spec.core import HOLDS, Context, Result
 
@@ -40,6 +42,8 @@ class ChapterReport:
     environment: dict[str, str]
     quick: bool = False
     figures: list[SectionFigure] = field(default_factory=list)
+    calibration: dict[str, Any] | None = None  # runtime/devices.calibration, measured before the claims
+    seconds: dict[str, float] = field(default_factory=dict)  # section → the seconds its claims took
 
     @property
     def failed(self) -> list[Result]:
@@ -57,7 +61,8 @@ class ChapterReport:
         """One schema for ``--json`` and ``results.json``."""
         return {"environment": self.environment, "quick": self.quick, "seeds": {"torch": 1, "numpy": 1},
                 "counts": self.counts(), "claims": [r.as_dict() for r in self.results],
-                "figures": [str(f.path) for f in self.figures if f.path is not None]}
+                "figures": [str(f.path) for f in self.figures if f.path is not None],
+                "calibration": self.calibration, "seconds": {s: round(t, 3) for s, t in self.seconds.items()}}
 
     def table(self) -> str:
         """A plain-text table: section, claim id, the book's value, ours, and how it holds."""
@@ -133,9 +138,11 @@ def run_chapter(device: str | torch.device | None = "cpu", sections: Sequence[st
         out.mkdir(parents=True, exist_ok=True)
         ctx.runs.use_workdir(out)
     chosen = [s for s in SECTIONS if s != "chapter" and (sections is None or s in sections)]
-    report = ChapterReport([], environment(ctx.device), ctx.quick)
+    report = ChapterReport([], environment(ctx.device), ctx.quick, calibration=calibration(ctx.device))
     for section in chosen:
+        start = time.perf_counter()
         report.results += [c.judge(ctx) for c in claims(section)]
+        report.seconds[section] = time.perf_counter() - start
         if out is not None and section in FIGURES:
             report.figures += FIGURES[section](ctx, out)
         if progress is not None:

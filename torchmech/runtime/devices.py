@@ -1,10 +1,14 @@
-"""The one place that knows about devices: which exist, how to name one, how to wait for one, and the
-environment a result was measured in (:func:`environment`)."""
+"""The one place that knows about devices: which exist, how to name one, how to wait for one, the environment a
+result was measured in (:func:`environment`: the machine's fingerprint) and a calibration measured beside it
+(:func:`calibration`: a fixed GEMM and a fixed training step, the yardstick ``torchmech compare`` divides by)."""
 
 from __future__ import annotations
 
+import itertools
+import os
 import platform
 import re
+import statistics
 import time
 
 import torch
@@ -114,13 +118,73 @@ def _cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def _load_average() -> str:
+    try:
+        return " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except (AttributeError, OSError):  # not on Unix
+        return "n/a"
+
+
 def environment(device: str | torch.device | None = "cpu") -> dict[str, str]:
-    """torchmech, torch and Python versions, the device and its name, torch's thread count; where CUDA is
-    present, the GPU and CUDA's version too (a result measured on the CPU of a GPU machine names both)."""
+    """The machine's fingerprint, every value a string: torchmech, torch and Python versions, the device and its
+    name, torch's thread count; the CPU's model, its logical cores, the load average (1, 5, 15 min) when this is
+    called (a command calls it before it times anything), cuDNN's version; where CUDA is present, the GPU and
+    CUDA's version too (a result measured on the CPU of a GPU machine names both)."""
     dev = resolve_device(device)
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else _cpu_name()
+    cudnn = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
     env = {"torchmech": __version__, "torch": torch.__version__, "python": platform.python_version(),
-           "device": str(dev), "device_name": name, "threads": str(torch.get_num_threads())}
+           "device": str(dev), "device_name": name, "threads": str(torch.get_num_threads()),
+           "cpu": _cpu_name(), "logical_cores": str(os.cpu_count() or 1), "load_average": _load_average(),
+           "cudnn": str(cudnn) if cudnn else "n/a"}
     if is_available("cuda"):
         env |= {"gpu": torch.cuda.get_device_name(0), "cuda": str(torch.version.cuda)}
     return env
+
+
+#: The calibration's fixed work: an n×n fp32 matmul, and one SGD step of an MLP (sizes) on a batch.
+CALIBRATION_GEMM_N = 512
+CALIBRATION_MLP = (784, 32, 16, 10)
+CALIBRATION_BATCH = 64
+
+
+def _median_s(fn: object, device: torch.device, repeats: int, warmup: int) -> float:
+    times = []
+    for i in range(warmup + repeats):
+        start = time.perf_counter()
+        fn()  # type: ignore[operator]
+        synchronize(device)
+        if i >= warmup:
+            times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def calibration(device: str | torch.device | None = "cpu", repeats: int = 9) -> dict[str, object]:
+    """A yardstick measured in the same run as a record's timings (well under a second on a CPU): the median
+    seconds of a :data:`CALIBRATION_GEMM_N`-square fp32 matmul (and its GFLOP/s), of one SGD training step of the
+    :data:`CALIBRATION_MLP` MLP on a batch of :data:`CALIBRATION_BATCH`, and ``seconds``, the geometric mean of
+    the two: a machine (or a run beside other work) twice as slow doubles it. The shapes and the seed are fixed;
+    torch's random state is left as it was."""
+    dev = resolve_device(device)
+    n = CALIBRATION_GEMM_N
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        a, b = torch.randn(n, n, device=dev), torch.randn(n, n, device=dev)
+        layers: list[torch.nn.Module] = []
+        for fan_in, fan_out in itertools.pairwise(CALIBRATION_MLP):
+            layers += [torch.nn.Linear(fan_in, fan_out), torch.nn.ReLU()]
+        model = torch.nn.Sequential(*layers[:-1]).to(dev)
+        x = torch.randn(CALIBRATION_BATCH, CALIBRATION_MLP[0], device=dev)
+        y = torch.randint(0, CALIBRATION_MLP[-1], (CALIBRATION_BATCH,), device=dev)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+
+    def step() -> None:
+        optimizer.zero_grad()
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        optimizer.step()
+
+    gemm_s = _median_s(lambda: a @ b, dev, repeats, warmup=2)
+    step_s = _median_s(step, dev, repeats * 3, warmup=3)
+    return {"device": str(dev), "threads": torch.get_num_threads(), "gemm_n": n, "gemm_s": gemm_s,
+            "gemm_gflops": round(2 * n**3 / gemm_s / 1e9, 2), "step_mlp": "-".join(map(str, CALIBRATION_MLP)),
+            "step_batch": CALIBRATION_BATCH, "step_s": step_s, "seconds": (gemm_s * step_s) ** 0.5}
