@@ -29,7 +29,8 @@ TRAINING = {
 }
 #: The commands that train nothing: no ``--threads``.
 NOT_TRAINING = {"data fetch": ["data", "fetch"], "learn init": ["learn", "init"],
-                "learn solution": ["learn", "solution", "compute_z"], "learn mistakes": ["learn", "mistakes"]}
+                "learn solution": ["learn", "solution", "compute_z"], "learn mistakes": ["learn", "mistakes"],
+                "compare": ["compare", "a.json", "b.json"]}
 
 
 def _command_lines(parser: argparse.ArgumentParser, prefix: tuple[str, ...] = ()) -> set[str]:
