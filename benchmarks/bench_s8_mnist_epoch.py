@@ -13,10 +13,9 @@ import statistics
 
 import pytest
 import torch
-from torch import nn
 
 from torchmech.chapter.data.mnist import data_root, fetch_mnist
-from torchmech.chapter.models import mnist_mlp
+from torchmech.chapter.recipes import RECIPES
 from torchmech.chapter.runs import mnist_train_batches
 from torchmech.chapter.train import FirstBatches, multiclass_correct, train
 from torchmech.runtime.devices import resolve_device, synced_perf_counter
@@ -26,11 +25,12 @@ SMOKE_BATCHES = 100
 
 
 def _epoch(batches, device: torch.device) -> float:
-    torch.manual_seed(1)
-    model = mnist_mlp()
-    optimizer = torch.optim.Adam(model.parameters(), lr=0.001)
-    torch.manual_seed(1)
-    history = train(model, nn.CrossEntropyLoss(), optimizer, batches, 1, correct=multiclass_correct, device=device)
+    recipe = RECIPES["mnist"]  # mnist_run's model, loss and optimizer (Adam, lr 0.001), on both paths
+    torch.manual_seed(recipe.seed)
+    model = recipe.build()
+    optimizer = recipe.make_optimizer(model.parameters())
+    torch.manual_seed(recipe.seed)
+    history = train(model, recipe.loss(), optimizer, batches, 1, correct=multiclass_correct, device=device)
     return history.train_acc[0]
 
 

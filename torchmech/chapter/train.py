@@ -198,12 +198,12 @@ class ShuffledBatches:
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         perm = self.order()
-        for start in range(0, len(self.x), self.batch_size):
-            if perm is None:
-                yield self.x[start:start + self.batch_size], self.y[start:start + self.batch_size]
-            else:
-                idx = perm[start:start + self.batch_size]
-                yield self.x[idx], self.y[idx]
+        if perm is None:
+            yield from zip(self.x.split(self.batch_size), self.y.split(self.batch_size), strict=True)
+            return
+        # index_select copies whole rows: on the CPU about half the cost of x[idx] (advanced indexing)
+        for idx in perm.split(self.batch_size):
+            yield self.x.index_select(0, idx), self.y.index_select(0, idx)
 
 
 class FirstBatches:
