@@ -18,7 +18,7 @@ import pytest
 from tests.learners import RIGHT_Z, STUB_Z
 from torchmech.learn import remembered
 from torchmech.learn.grades import REMEMBERED, Grade, remember
-from torchmech.learn.watch import changed_files, watch
+from torchmech.learn.watch import changed_files, snapshot, watch
 
 pytestmark = pytest.mark.chapter
 
@@ -67,8 +67,6 @@ def test_a_file_saved_before_the_watcher_listens_is_not_missed(ws: Path, poll: b
     the first grading ran (before any file event could be heard) is reported at the watcher's first look."""
     import threading
 
-    from torchmech.learn.watch import snapshot
-
     before = snapshot(ws)
     _save(ws / "s1_graph.py", STUB_Z, RIGHT_Z)
     stop = threading.Event()
@@ -91,13 +89,14 @@ def test_the_watcher_sees_a_save(ws: Path, poll: bool) -> None:
     found: list[set[Path]] = []
 
     def listen() -> None:
-        for files in changed_files(ws, poll=poll, stop=stop):
+        for files in changed_files(ws, poll=poll, stop=stop, since=before):
             found.append(files)
             stop.set()
 
+    before = snapshot(ws)  # as `watch` hands it over: a save before the watcher listens is still reported
     thread = threading.Thread(target=listen)
     thread.start()
-    time.sleep(0.5)
+    time.sleep(0.5)  # most often listening by now: the save is then heard as a file event
     _save(ws / "s1_graph.py", STUB_Z, RIGHT_Z)
     thread.join(timeout=10)
     stop.set()
@@ -116,7 +115,8 @@ def test_the_command_regrades_a_save_and_ends_cleanly_on_ctrl_c(ws: Path) -> Non
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # as a terminal has it
     lines: queue.Queue[str] = queue.Queue()
-    threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()
+    reader = threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True)
+    reader.start()
     seen: list[str] = []
     try:
         deadline = time.monotonic() + 120
@@ -133,8 +133,8 @@ def test_the_command_regrades_a_save_and_ends_cleanly_on_ctrl_c(ws: Path) -> Non
         err = proc.stderr.read()
     finally:
         proc.kill()
-    time.sleep(0.2)
-    out = "".join(seen) + "".join(iter(lambda: lines.get(timeout=1) if not lines.empty() else "", ""))
+    reader.join(timeout=10)  # stdout ended with the process: every line is queued
+    out = "".join(seen) + "".join(lines.get() for _ in range(lines.qsize()))
     assert proc.returncode == 0, err
     assert "stopped watching" in out and "1/22 done" in out and "Traceback" not in err
 

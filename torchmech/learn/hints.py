@@ -18,9 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from torchmech.chapter.implementation import REFERENCE, Implementation
-from torchmech.learn.exercises import Exercise, exercise, exercises
 from torchmech.learn.where import NotDone, WorkspaceError, find_workspace
-from torchmech.learn.workspace import grade, grade_piece, load_workspace
+from torchmech.learn.workspace import exercise_of, grade, grade_piece, load_workspace
 from torchmech.spec.claims import claim
 
 _LABELS = ("the chapter's idea", "the formula", "the reference's line")
@@ -34,15 +33,6 @@ class Hint(str):
 
     def __repr__(self) -> str:
         return str(self)
-
-
-def _exercise(target: Any) -> Exercise:
-    name = target if isinstance(target, str) else getattr(target, "__name__", "")
-    try:
-        return exercise(name)
-    except KeyError:
-        raise WorkspaceError(f"{name or target!r} is no exercise: name it as the chapter does "
-                             f"({', '.join(x.name for x in exercises())})") from None
 
 
 def _hint_file(workspace: str | Path | None) -> Path | None:
@@ -74,7 +64,7 @@ def hint(target: Any, workspace: str | Path | None = None) -> Hint:
         >>> hint("compute_z").split(" (")[0]
         'hint 2/3 for `compute_z`'
     """
-    e = _exercise(target)
+    e = exercise_of(target)
     file = _hint_file(workspace)
     if file is None:
         state = dict(_SESSION)
@@ -101,7 +91,7 @@ def solution(target: Any, workspace: str | Path | None = None, *, timeout: float
     Raises:
         NotDone: the exercise is not done yet: one line saying how it stands and how to check it.
     """
-    e = _exercise(target)
+    e = exercise_of(target)
     if isinstance(target, str):
         ws = load_workspace(find_workspace(workspace), timeout=timeout, sections=[e.section])
         status = grade(e, ws, timeout=timeout).status

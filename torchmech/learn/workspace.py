@@ -277,6 +277,20 @@ def status(directory: Path, *, full: bool = False, timeout: float | None = None)
     return [g for s in MODULES for g in known[s] or []]
 
 
+def exercise_of(target: Any) -> Exercise:
+    """The exercise named ``target`` (``"compute_z"``), or whose name a function or class bears.
+
+    Raises:
+        WorkspaceError: no exercise has that name (one line listing the names).
+    """
+    name = target if isinstance(target, str) else getattr(target, "__name__", "")
+    try:
+        return exercise(name)
+    except KeyError:
+        raise WorkspaceError(f"{name or target!r} is no exercise: name it as the chapter does "
+                             f"({', '.join(x.name for x in exercises())})") from None
+
+
 def check(target: Any = None, impl: str | Path | None = None, *, full: bool = False,
           timeout: float | None = None) -> Grades:
     """Grade from Python or a notebook: ``check("s1")`` grades §1 of the workspace ``impl`` (default: as
@@ -292,13 +306,8 @@ def check(target: Any = None, impl: str | Path | None = None, *, full: bool = Fa
         'done'
     """
     if target is not None and not isinstance(target, str):
-        name = getattr(target, "__name__", "")
-        try:
-            e = exercise(name)
-        except KeyError:
-            raise WorkspaceError(f"{name or target!r} is no exercise: name it as the chapter does "
-                                 f"({', '.join(x.name for x in exercises())})") from None
-        return Grades([grade_piece(e, Implementation(f"the piece {name}", {name: target}), full=full,
+        e = exercise_of(target)
+        return Grades([grade_piece(e, Implementation(f"the piece {e.name}", {e.name: target}), full=full,
                                    timeout=timeout)], full=full)
     sections = [target] if target else list(MODULES)
     unknown = [s for s in sections if s not in MODULES]
