@@ -23,7 +23,7 @@ chapter: $(BIN)/torchmech
 test: $(BIN)/torchmech
 	$(BIN)/ruff check .
 	$(BIN)/torchmech data fetch
-	$(BIN)/python -m pytest --runslow --doctest-modules torchmech tests benchmarks
+	$(BIN)/python -m pytest --runslow --doctest-modules --durations=30 torchmech tests benchmarks
 
 bench: $(BIN)/torchmech
 	$(BIN)/torchmech data fetch

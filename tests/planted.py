@@ -7,6 +7,7 @@ model it is given, so every run of the chapter (conformance, diverge, the ladder
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -90,3 +91,64 @@ class EmulatedTF32(Backend):
 
 
 PLANTED = OneMatmulOff("planted", "the second Linear's output × 1.001")
+
+
+@dataclass(frozen=True)
+class LossInHalf(Backend):
+    """The CPU in float32, except that the loss is computed in float16 (its prediction and target rounded to
+    half precision, the loss handed back in float32): a fault in the loss and nowhere else."""
+
+    def loss(self, loss_fn, pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return loss_fn(pred.to(self.dtype).half(), y.half() if y.is_floating_point() else y).float()
+
+
+@dataclass(frozen=True)
+class Explodes(Backend):
+    """The CPU in float32 whose training blows up: from the step ``after`` on, the loss's gradient is 1e38 ×
+    too large (its value unchanged), so the weights overflow to ±inf and NaN within a step or two, as a loss in
+    float16 drove XOR's weights to NaN after ≈ 15,000 steps."""
+
+    after: int = 5
+
+    def loss(self, loss_fn, pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        loss = super().loss(loss_fn, pred, y)
+        if not pred.requires_grad:
+            return loss
+        taken = self._taken()
+        taken[0] += 1
+        if taken[0] > self.after:
+            loss.register_hook(lambda g: g * 1e38)
+        return loss
+
+    def _taken(self) -> list[int]:
+        """Steps taken by the run in progress (a new count per prepared model)."""
+        return _STEPS.setdefault(id(self), [0])
+
+    def prepare(self, model: nn.Module) -> nn.Module:
+        _STEPS[id(self)] = [0]
+        return super().prepare(model)
+
+
+_STEPS: dict[int, list[int]] = {}
+
+
+def _slower(out: torch.Tensor, factor: float = 0.9) -> torch.Tensor:
+    """``out`` forward (bit for bit: ``out − out.detach()`` is 0), ``factor`` × its gradient backward."""
+    return out.detach() + factor * (out - out.detach())
+
+
+@dataclass(frozen=True)
+class SlowSGD(Backend):
+    """The CPU in float32, except that every gradient is 0.9 × too small: SGD steps 0.9 × as far (Adam's step does
+    not change). The model's output (``prepare``: a forward hook on the model) and every function the backend runs
+    (``function``: the batched ensembles' forward of ``conformance --seeds``) pass their gradient on × 0.9, so the
+    one-seed runs and the batched seeds both meet it."""
+
+    def prepare(self, model: nn.Module) -> nn.Module:
+        model = super().prepare(model)
+        model.register_forward_hook(lambda module, args, out: _slower(out))
+        return model
+
+    def function(self, fn: Callable) -> Callable:
+        inner = super().function(fn)
+        return lambda *args, **kwargs: _slower(inner(*args, **kwargs))

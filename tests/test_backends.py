@@ -16,8 +16,10 @@ from hypothesis import strategies as st
 from PIL import Image
 from torch import nn
 
-from tests.planted import PLANTED, GradientOff, UlpNoise
+from tests.planted import PLANTED, Explodes, GradientOff, LossInHalf, UlpNoise
 from tests.strategies import torch_seeds
+from torchmech.chapter.runs import mpg_run, xor_run
+from torchmech.chapter.train import NonFinite
 from torchmech.check import conformance
 from torchmech.check.conformance import run_conformance
 from torchmech.check.diverge import diverge
@@ -157,6 +159,43 @@ def test_a_claim_whose_run_raises_is_named_and_the_rest_is_judged(monkeypatch: p
     assert matrix.explain().to_json() == climb_nothing()
 
 
+@pytest.mark.parametrize("after", [0, 5, 77])
+def test_a_run_that_goes_non_finite_names_the_step_and_what_raised(after: int) -> None:
+    """Weights driven to ±inf after ``after`` healthy steps: XOR's BCELoss then raises on NaN probabilities and
+    MPG's MSE comes out NaN; either way the run raises one NonFinite line naming the step (counted over the
+    run, past the first epoch too: XOR's 100 points in batches of 2, MPG's 313 rows in batches of 8) and, for
+    XOR, what BCELoss raised."""
+    with pytest.raises(NonFinite) as xor:
+        xor_run("logistic", backend=Explodes("explodes", "blows up", after=after))
+    assert str(xor.value).startswith(f"weights non-finite by step {after + 3} (epoch {after // 50 + 1}); "
+                                     "BCELoss raised RuntimeError: all elements of input should be between 0 and 1")
+    with pytest.raises(NonFinite) as mpg:
+        mpg_run(backend=Explodes("explodes", "blows up", after=after))
+    assert str(mpg.value) == f"loss non-finite from step {after + 2} (epoch {(after + 1) // 40 + 1})"
+    assert "\n" not in str(xor.value) + str(mpg.value)
+
+
+def test_an_exploding_backend_is_a_verdict_beside_healthy_ones(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """`torchmech conformance` with a backend whose training blows up beside deterministic: no traceback; the
+    exploding column's trained claims are errors naming the step, the other columns are judged as without it,
+    the table is printed, conformance.json written, and the exit code is 1."""
+    monkeypatch.setitem(BACKENDS, "explodes", Explodes("explodes", "blows up after five steps"))
+    code = main(["conformance", "--backends", "deterministic", "explodes", "--sections", "s7", "--workers", "1",
+                 "--out", str(tmp_path)])
+    out, err = capsys.readouterr()
+    assert code == 1 and "Traceback" not in out + err
+    assert "loss non-finite from step 7 (epoch 1)" in out and "explodes" in out.splitlines()[0] + out
+    written = json.loads((tmp_path / "conformance.json").read_text())
+    errors = {e["id"]: e["error"] for e in written["cell_errors"] if e["backend"] == "explodes"}
+    trained = [c.id for c in claims("s7") if c.id.startswith("s7.mpg.")]
+    assert sorted(errors) == sorted(trained)
+    assert set(errors.values()) == {"NonFinite: loss non-finite from step 7 (epoch 1)"}
+    cells = {row["id"]: row["cells"] for row in written["claims"]}
+    assert all(cells[i]["explodes"]["holds"] == "error" for i in trained)
+    assert all(cells[i]["deterministic"]["holds"] not in ("error", "no") for i in cells)
+
+
 def climb_nothing() -> object:
     """What the ladder writes when no claim fails by its rule (errors are not climbed)."""
     from torchmech.check.ladder import climb
@@ -216,8 +255,24 @@ def test_diverge_names_the_planted_matmul(tmp_path: Path) -> None:
 
 
 #: (claim, leaves recorded per step: outputs + gradients) of the runs diverge follows.
-RUN_EVENTS = [("s5.logistic.accuracy", 2 + 2), ("s6.noisy_module.accuracy", 6 + 6), ("s7.mpg.test_mse", 5 + 6),
-              ("s8.mnist.test_acc", 6 + 6)]
+@pytest.mark.parametrize("claim_id", ["s5.logistic.accuracy", "s6.noisy_module.accuracy", "s7.mpg.test_mse",
+                                      "s8.mnist.test_acc"])
+def test_diverge_names_a_fault_in_the_loss_at_the_loss(claim_id: str, tmp_path: Path) -> None:
+    """A loss computed in float16 (BCELoss, MSELoss, CrossEntropyLoss; the model's arithmetic untouched): the
+    first event over budget is step 0's loss itself (measured ratios 1.9–5.3), not a gradient after it; it is
+    no module of the model, so the ladder has none to keep in float32, and the repro says it is the loss."""
+    found = diverge("cpu", LossInHalf("loss-in-half", "the loss in float16"), claim_id, steps=2)
+    assert found.found and found.at_loss and found.module is None
+    name, ratio = found.ratios[found.first]
+    assert name.startswith("step 0 · loss (") and ratio > 1
+    assert all(r <= 1 for _, r in found.ratios[:found.first])
+    found.write(tmp_path)
+    assert "is the loss" in found.table()
+
+
+#: Events per step: the leaves' outputs, the parameters' gradients, and the loss with the gradient out of it.
+RUN_EVENTS = [("s5.logistic.accuracy", 2 + 2 + 2), ("s6.noisy_module.accuracy", 6 + 6 + 2),
+              ("s7.mpg.test_mse", 5 + 6 + 2), ("s8.mnist.test_acc", 6 + 6 + 2)]
 
 
 @pytest.mark.parametrize(("claim_id", "events"), RUN_EVENTS)

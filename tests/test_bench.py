@@ -108,10 +108,11 @@ def test_cli_bench_writes_json_and_png(tmp_path: Path, capsys: pytest.CaptureFix
     assert main(["bench", "--quick", "--device", "cpu", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     lines = out.splitlines()
-    assert lines[0].split() == ["width", "batch", "prec", "cpu", "ms", "TFLOP/s", "of", "peak"]
+    assert lines[0].split() == ["width", "batch", "prec", "cpu", "ms", "spread", "TFLOP/s", "of", "peak"]
     assert "nan" not in out and "CUDA was not available" in out
     data = json.loads((tmp_path / "bench.json").read_text())
     assert len(data["records"]) == 4 and data["gemm_peak_tflops"]["cpu/fp32"] > 0
+    assert [r["noisy"] for r in data["records"]] == [r["iqr_s"] > 0.1 * r["median_s"] for r in data["records"]]
     assert f"of peak: the share of the GEMM peak measured in this run (one n×n matmul): cpu fp32 " \
            f"{data['gemm_peak_tflops']['cpu/fp32']:.3g} TFLOP/s (n=1024)" in lines
     assert lines[-1] == f"wrote {tmp_path / 'bench.json'}, {tmp_path / 'bench.png'}"
@@ -124,15 +125,51 @@ def test_bench_table_has_a_column_per_device_measured() -> None:
     the CPU; a case one device did not run (TF32 on the CPU) and a precision without a peak show "–", never nan."""
     flops = mlp_flops((32,) * 4, 1)
     cpu_only = bench.format_table([_t("cpu", 32, 1, 1e-4)], {("cpu", "fp32"): flops / 1e-4 / 1e12 * 4})
-    assert cpu_only.splitlines()[0].split() == ["width", "batch", "prec", "cpu", "ms", "TFLOP/s", "of", "peak"]
-    assert cpu_only.splitlines()[2].split() == ["32", "1", "fp32", "0.100", "0.000", "25.0%"]
+    assert cpu_only.splitlines()[0].split() == ["width", "batch", "prec", "cpu", "ms", "spread", "TFLOP/s", "of",
+                                                "peak"]
+    assert cpu_only.splitlines()[2].split() == ["32", "1", "fp32", "0.100", "0%", "0.000", "25.0%"]
     both = bench.format_table([_t("cpu", 32, 1, 2e-4), _t("cuda:0", 32, 1, 1e-4),
                                Timing("cuda:0", 32, 1, "tf32", 5e-5, 0.0, flops)], {("cuda", "fp32"): 1.0})
     lines = both.splitlines()
-    assert lines[0].split() == ["width", "batch", "prec", "cpu", "ms", "cuda", "ms", "speedup", "TFLOP/s", "of", "peak"]
-    assert lines[2].split()[:6] == ["32", "1", "fp32", "0.200", "0.100", "2.00"]
-    assert lines[3].split()[:6] == ["32", "1", "tf32", "–", "0.050", "–"] and lines[3].split()[-1] == "–"
+    assert lines[0].split() == ["width", "batch", "prec", "cpu", "ms", "cuda", "ms", "spread", "speedup", "TFLOP/s",
+                                "of", "peak"]
+    assert lines[2].split()[:7] == ["32", "1", "fp32", "0.200", "0.100", "0%", "2.00"]
+    assert lines[3].split()[:7] == ["32", "1", "tf32", "–", "0.050", "0%", "–"] and lines[3].split()[-1] == "–"
     assert "nan" not in cpu_only + both
+
+
+@given(times=st.lists(st.floats(1e-6, 10.0), min_size=1, max_size=40))
+def test_spread_is_the_median_and_the_interquartile_range(times: list[float]) -> None:
+    """Repeated timings' (median, IQR), as torch.quantile's linear interpolation takes them (in float64), for any
+    number of repeats (one: IQR 0), in any order; noisy exactly where the IQR is over NOISY_SPREAD of the median."""
+    median, iqr = devices.spread(times)
+    t = torch.tensor(times, dtype=torch.float64)
+    assert median == pytest.approx(float(t.median()) if len(times) % 2 else float(t.quantile(0.5)), rel=1e-12)
+    assert iqr == pytest.approx(float(t.quantile(0.75) - t.quantile(0.25)), rel=1e-9, abs=1e-15)
+    assert devices.spread(times[::-1]) == pytest.approx((median, iqr))
+    assert devices.noisy(median, iqr) == (iqr > devices.NOISY_SPREAD * median)
+
+
+def test_a_noisy_timing_is_marked_in_the_tables_the_records_and_compare(tmp_path: Path,
+                                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """A case whose IQR is 30 % of its median (another process took the core for some repeats) says ``noisy`` in
+    bench's table and JSON, in bench --backends' table and in `torchmech compare`; a steady one (5 %) does not."""
+    flops = mlp_flops((32,) * 4, 1)
+    steady, shaky = Timing("cpu", 32, 1, "fp32", 1e-4, 5e-6, flops), Timing("cpu", 32, 64, "fp32", 1e-4, 3e-5, flops)
+    table = bench.format_table([steady, shaky], {}).splitlines()
+    assert "5%" in table[2] and "noisy" not in table[2] and "30% noisy" in table[3]
+    files = bench.write_results([steady, shaky], {}, tmp_path / "a", {"torch": torch.__version__})
+    written = json.loads(files[0].read_text())["records"]
+    assert [r["noisy"] for r in written] == [False, True]
+    rows = [speed.BackendTiming("cpu", "xor_mlp", 2, 1, 1e-3, None, 1e-3, 2e-4, 1.0),
+            speed.BackendTiming("compile", "xor_mlp", 2, 1, 9.0, 8.9, 1e-3, 1e-5, 1.0)]
+    lines = speed.format_backend_table(rows, {}).splitlines()
+    assert "20% noisy" in lines[2] and "noisy" not in lines[3]
+    calm = Timing("cpu", 32, 64, "fp32", 1e-4, 2e-6, flops)  # B timed the same case steadily: A's spread marks it
+    b = bench.write_results([steady, calm], {}, tmp_path / "b", {"torch": torch.__version__})
+    assert main(["compare", str(files[0]), str(b[0])]) == 0
+    out = capsys.readouterr().out
+    assert [line.endswith("noisy") for line in out.splitlines() if line.startswith("cpu fp32")] == [False, True]
 
 
 def test_bench_warns_once_when_the_machine_is_busy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -17,6 +18,8 @@ from torchmech.check.conformance import run_conformance
 from torchmech.check.ladder import RUNGS, NotApplicable, climb
 from torchmech.cli import main
 from torchmech.runtime.backends import BACKENDS
+from torchmech.spec.claims import claim as get_claim
+from torchmech.spec.core import Context
 
 pytestmark = pytest.mark.chapter
 
@@ -96,13 +99,32 @@ def test_a_module_in_float32_runs_outside_autocast_even_when_copied() -> None:
         assert torch.equal(out, nn.functional.linear(hidden.float(), net[2].weight, net[2].bias))
 
 
-def test_the_float32_rung_keeps_the_module_diverge_names() -> None:
-    """bf16 autocast judged as float32 (a mislabelled backend): diverge names MPG's first Linear, and the rung
-    keeps that module, "0", in float32; a claim without a run says why the rung cannot apply."""
+def test_the_float32_rung_keeps_the_module_that_adds_the_most() -> None:
+    """bf16 autocast judged as float32 (a mislabelled backend): diverge names MPG's first Linear as the first over
+    budget, but the last one, "4", adds the most error (`diverge --layers`): the rung keeps that module in
+    float32; a claim without a run says why the rung cannot apply."""
     mislabelled = replace(BACKENDS["cpu-bf16"], name="bf16-as-fp32", precision="fp32")
-    assert RUNG["module_fp32"].changed(mislabelled, "s7.mpg.test_mse").fp32_modules == ("0",)
+    assert RUNG["module_fp32"].changed(mislabelled, "s7.mpg.test_mse").fp32_modules == ("4",)
     with pytest.raises(NotApplicable, match=r"s3\.autograd\.dL_dw has no training run"):
         RUNG["module_fp32"].changed(mislabelled, "s3.autograd.dL_dw")
+
+
+def test_the_ladder_says_what_the_kept_module_adds_against_its_rounding_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    """bf16 autocast judged as float32 fails §7's epoch-20 loss; the module_fp32 rung's line names the module it kept
+    in float32 and the attribution behind the choice: how many times the reference's own error it adds, and that
+    error against its bf16 rounding bound (under 1: the module rounds as bf16 may, the label is what is wrong)."""
+    mislabelled = replace(BACKENDS["cpu-bf16"], name="bf16-as-fp32", precision="fp32")
+    monkeypatch.setitem(BACKENDS, "bf16-as-fp32", mislabelled)
+    failing = get_claim("s7.mpg.loss.epoch20").judge(Context().on(mislabelled))
+    assert failing.holds == "no"
+    ladder = climb([failing], rungs=[RUNG["module_fp32"]], min_run_time=0.05)
+    [tried] = ladder.tries
+    assert tried.changed == "bf16-as-fp32+module_fp32(4)"
+    added, bound = re.fullmatch(r"4 adds (\S+)× the reference's own error, (\S+) of its rounding bound",
+                                tried.note).groups()
+    assert float(added) > 1e3 and 0 < float(bound) <= 1
+    assert "module_fp32 (4)" in ladder.table() and tried.note in ladder.table()
+    assert ladder.to_json()["tries"][0]["note"] == tried.note
 
 
 def test_tf32_rounds_to_ten_mantissa_bits() -> None:

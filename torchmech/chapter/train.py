@@ -11,6 +11,7 @@ Per epoch, as the book's notebooks compute it:
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Callable, Iterable, Iterator, Sized
 from dataclasses import dataclass, field
 
@@ -73,6 +74,32 @@ def forward(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return pred
 
 
+class NonFinite(RuntimeError):
+    """A run whose numbers stopped being finite: the step where it was seen and what raised then, in one line,
+    e.g. ``weights non-finite by step 14,907 (epoch 299); BCELoss raised RuntimeError: all elements of input
+    should be between 0 and 1``. A backend checker shows it as the run's verdict."""
+
+
+def _name(fn: Callable) -> str:
+    return getattr(fn, "__name__", None) or type(fn).__name__
+
+
+def _non_finite(model: nn.Module, losses: list[torch.Tensor], done: int, epoch: int, loss_fn: LossFn,
+                err: BaseException | None) -> NonFinite | None:
+    """What went non-finite in this epoch (``losses``: its steps' losses so far; ``done``: the run's steps
+    before it), or ``None`` where the loss and the weights are finite (``err``, if any, is another fault)."""
+    bad_loss = next((i for i, loss in enumerate(losses) if not bool(torch.isfinite(loss).all())), None)
+    bad_weights = not all(bool(torch.isfinite(p).all()) for p in model.parameters())
+    if bad_loss is None and not bad_weights:
+        return None
+    if bad_loss is not None:
+        what = f"loss non-finite from step {done + bad_loss + 1:,}"
+    else:  # the loss stayed finite: the step that raised met the weights the last update broke
+        what = f"weights non-finite by step {done + len(losses) + 1:,}"
+    raised = f"; {_name(loss_fn)} raised {type(err).__name__}: {str(err).strip().splitlines()[0]}" if err else ""
+    return NonFinite(f"{what} (epoch {epoch + 1}){raised}")
+
+
 def _epoch(
     model: nn.Module,
     loss_fn: LossFn,
@@ -80,8 +107,13 @@ def _epoch(
     backend: Backend,
     correct: Correct | None,
     optimizer: torch.optim.Optimizer | None,
+    done: int = 0,
+    epoch: int = 0,
 ) -> tuple[float, float | None]:
-    """One pass over ``batches``; steps ``optimizer`` when given. Returns (mean loss, accuracy)."""
+    """One pass over ``batches``; steps ``optimizer`` when given. Returns (mean loss, accuracy).
+
+    A pass whose loss or weights stop being finite raises :class:`NonFinite` naming the step (``done``: the
+    run's steps before this pass), whether the loss function then raised or the mean came out NaN."""
     if not isinstance(batches, Sized) or len(batches) == 0:
         raise ValueError("a loader must have a length (the number of batches) greater than 0")
     # Summed in float64, as the book's ``loss.item()`` Python floats are (MPS has no float64).
@@ -90,22 +122,32 @@ def _epoch(
     loss_sum = torch.zeros((), device=device, dtype=acc_dtype)
     right = torch.zeros((), device=device, dtype=torch.int64)
     samples = 0
-    for x, y in batches:
-        x, y = backend.cast(x), backend.cast(y)
-        with backend.autocast_context():
-            pred = forward(model, x, y)
-        # the loss outside autocast, in the backend's dtype (CUDA's autocast refuses BCELoss)
-        loss = loss_fn(pred.to(backend.dtype), y)
-        if optimizer is not None:
-            loss.backward()
-            optimizer.step()
-            optimizer.zero_grad()
-        loss_sum += loss.detach()
-        if correct is not None:
-            right += correct(pred.detach(), y)
-        samples += len(y)
+    losses: list[torch.Tensor] = []  # kept on the device (no sync per step), read only when something broke
+    try:
+        for x, y in batches:
+            x, y = backend.cast(x), backend.cast(y)
+            with backend.autocast_context():
+                pred = forward(model, x, y)
+            loss = backend.loss(loss_fn, pred, y)
+            if optimizer is not None:
+                loss.backward()
+                optimizer.step()
+                optimizer.zero_grad()
+            losses.append(loss.detach())
+            loss_sum += losses[-1]
+            if correct is not None:
+                right += correct(pred.detach(), y)
+            samples += len(y)
+    except Exception as err:
+        broke = _non_finite(model, losses, done, epoch, loss_fn, err)
+        if broke is None:
+            raise
+        raise broke from err
+    mean = loss_sum.item() / len(batches)
+    if not math.isfinite(mean) and (broke := _non_finite(model, losses, done, epoch, loss_fn, None)) is not None:
+        raise broke
     accuracy = right.item() / samples if correct is not None else None
-    return loss_sum.item() / len(batches), accuracy
+    return mean, accuracy
 
 
 def train(
@@ -142,17 +184,19 @@ def train(
     be = resolve(backend, device)
     step = be.prepare(model)  # model itself moves; ``step`` may be its compiled twin
     history = History()
+    done = 0  # the run's optimizer steps so far (a NonFinite names the step)
     with be.active():
         for epoch in range(num_epochs):
             model.train()
-            loss, acc = _epoch(step, loss_fn, train_batches, be, correct, optimizer)
+            loss, acc = _epoch(step, loss_fn, train_batches, be, correct, optimizer, done, epoch)
+            done += len(train_batches)  # type: ignore[arg-type]
             history.train_loss.append(loss)
             if acc is not None:
                 history.train_acc.append(acc)
             if valid_batches is not None:
                 model.eval()
                 with torch.no_grad():
-                    loss, acc = _epoch(step, loss_fn, valid_batches, be, correct, None)
+                    loss, acc = _epoch(step, loss_fn, valid_batches, be, correct, None, done, epoch)
                 history.valid_loss.append(loss)
                 if acc is not None:
                     history.valid_acc.append(acc)

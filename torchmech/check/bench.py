@@ -23,7 +23,7 @@ from torch import nn
 from torchmech.chapter.models import mlp
 from torchmech.runtime.backends import named
 from torchmech.runtime.console import text_table
-from torchmech.runtime.devices import available_devices, synchronize
+from torchmech.runtime.devices import available_devices, noisy, spread_label, synchronize
 
 
 def mlp_flops(sizes: Sequence[int], batch: int, backward: bool = True) -> int:
@@ -57,6 +57,11 @@ class Timing:
     @property
     def tflops(self) -> float:
         return self.flops / self.median_s / 1e12
+
+    @property
+    def noisy(self) -> bool:
+        """Its repeats spread over :data:`~torchmech.runtime.devices.NOISY_SPREAD` of the median."""
+        return noisy(self.median_s, self.iqr_s)
 
 
 def measure(fn: Callable[[], object], device: str, min_run_time: float = 0.2) -> tuple[float, float]:
@@ -185,7 +190,9 @@ def format_table(records: Sequence[Timing], peaks: dict[tuple[str, str], float])
     """Per case, each measured device's time (a column per device measured: no CUDA column without CUDA), CUDA's
     speedup over the CPU where both ran, and on the fastest device of the case (CUDA where it ran) the achieved
     TFLOP/s and its share of the GEMM peak measured in the same run (:func:`gemm_peak`, named by
-    :func:`describe_peaks`). A case a device did not run (TF32 and bf16 on the CPU) shows ``–``."""
+    :func:`describe_peaks`). A case a device did not run (TF32 and bf16 on the CPU) shows ``–``. ``spread``: the
+    case's widest IQR over median among its devices, marked ``noisy`` over
+    :data:`~torchmech.runtime.devices.NOISY_SPREAD`."""
     by_case: dict[tuple[int, int, str], dict[str, Timing]] = {}
     for r in records:
         by_case.setdefault((r.width, r.batch, r.precision), {})[r.device.split(":")[0]] = r
@@ -198,10 +205,11 @@ def format_table(records: Sequence[Timing], peaks: dict[tuple[str, str], float])
         ms = [f"{cases[d].median_s * 1e3:.3f}" if d in cases else "–" for d in kinds]
         ratio = ([f"{cases['cpu'].median_s / cases['cuda'].median_s:.2f}" if {"cpu", "cuda"} <= set(cases) else "–"]
                  if speedup else [])
-        rows.append((str(width), str(batch), precision, *ms, *ratio, f"{best.tflops:.3f}",
-                     f"{best.tflops / peak:.1%}" if peak else "–"))
-    header = ("width", "batch", "prec", *(f"{d} ms" for d in kinds), *(["speedup"] if speedup else []), "TFLOP/s",
-              "of peak")
+        widest = max(cases.values(), key=lambda c: c.iqr_s / c.median_s if c.median_s > 0 else 0.0)
+        rows.append((str(width), str(batch), precision, *ms, spread_label(widest.median_s, widest.iqr_s), *ratio,
+                     f"{best.tflops:.3f}", f"{best.tflops / peak:.1%}" if peak else "–"))
+    header = ("width", "batch", "prec", *(f"{d} ms" for d in kinds), "spread", *(["speedup"] if speedup else []),
+              "TFLOP/s", "of peak")
     return text_table(header, rows, right={0, 1, *range(3, len(header))})
 
 
@@ -244,7 +252,8 @@ def write_results(records: Sequence[Timing], peaks: dict[tuple[str, str], float]
     from matplotlib.figure import Figure
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    data = {"environment": environment, "records": [asdict(r) | {"tflops": r.tflops} for r in records],
+    data = {"environment": environment,
+            "records": [asdict(r) | {"tflops": r.tflops, "noisy": r.noisy} for r in records],
             "gemm_peak_tflops": {f"{d}/{p}": v for (d, p), v in peaks.items()},
             "crossover_batch": {str(k): v for k, v in crossover(records).items()}, "calibration": calibration}
     json_path = out_dir / "bench.json"

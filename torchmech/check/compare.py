@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from torchmech.runtime.console import text_table
+from torchmech.runtime.devices import noisy
 
 #: The kinds of record, and the keys that tell each apart (all must be present), tried in this order.
 KINDS: dict[str, tuple[str, ...]] = {
@@ -68,6 +69,13 @@ def claims_of(kind: str, data: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {}
 
 
+def _step(kind: str, row: dict[str, Any]) -> str:
+    """A timed row's name: ``cpu fp32 width 32 batch 1`` (bench), ``compile mnist`` (the backends' benches)."""
+    if kind == "bench":
+        return f"{row['device']} {row['precision']} width {row['width']} batch {row['batch']}"
+    return f"{row['backend']} {row['model']}"
+
+
 def timings_of(kind: str, data: dict[str, Any]) -> dict[str, float]:
     """Each timed step of the record → its seconds (a median where the record has one)."""
     if kind == "chapter":
@@ -75,11 +83,23 @@ def timings_of(kind: str, data: dict[str, Any]) -> dict[str, float]:
     if kind == "conformance":
         return {f"column {b}": v["seconds"] for b, v in data["backends"].items() if v.get("seconds")}
     if kind == "bench":
-        return {f"{r['device']} {r['precision']} width {r['width']} batch {r['batch']}": r["median_s"]
-                for r in data["records"]}
+        return {_step(kind, r): r["median_s"] for r in data["records"]}
     if kind == "bench-backends":
-        return {f"{r['backend']} {r['model']}": r.get("step_s", r["median_s"]) for r in data["records"]}
-    return {f"{r['backend']} {r['model']}": r["seconds"] for r in data["rows"] if r.get("seconds")}
+        return {_step(kind, r): r.get("step_s", r["median_s"]) for r in data["records"]}
+    return {_step(kind, r): r["seconds"] for r in data["rows"] if r.get("seconds")}
+
+
+def noisy_of(kind: str, data: dict[str, Any]) -> set[str]:
+    """The timed steps of :func:`timings_of` whose repeats spread over
+    :data:`~torchmech.runtime.devices.NOISY_SPREAD` of their median (from the record's median and IQR, so records
+    written before the ``noisy`` mark are read alike); steps timed once (a chapter's sections, a matrix's columns)
+    have no spread."""
+    if kind in ("bench", "bench-backends"):
+        return {_step(kind, r) for r in data["records"] if noisy(r.get("median_s", 0.0), r.get("iqr_s", 0.0))}
+    if kind == "bench-to-accuracy":
+        return {_step(kind, r) for r in data["rows"]
+                if r.get("seconds") and noisy(r.get("epoch_s") or 0.0, r.get("epoch_iqr_s", 0.0))}
+    return set()
 
 
 def calibration_seconds(data: dict[str, Any]) -> float | None:
@@ -118,6 +138,7 @@ class Speed:
     raw: float
     normalised: float | None
     slower: bool = False
+    noisy: bool = False  # either record's timing spread over NOISY_SPREAD: its ratio may be the noise
 
 
 @dataclass
@@ -192,7 +213,8 @@ class Comparison:
             lines.append(text_table(("step", "A s", "B s", "B/A", "normalised", ""),
                                     [(s.step, f"{s.a_s:.4g}", f"{s.b_s:.4g}", f"{s.raw:.3g}",
                                       "–" if s.normalised is None else f"{s.normalised:.3g}",
-                                      "SLOWER" if s.slower else "") for s in self.speeds], right={1, 2, 3, 4}))
+                                      " ".join(["SLOWER"] * s.slower + ["noisy"] * s.noisy))
+                                     for s in self.speeds], right={1, 2, 3, 4}))
         else:
             lines.append("no timed step in both records")
         return "\n".join([*lines, "", self.verdict()])
@@ -227,11 +249,12 @@ def compare(a: Path, b: Path, fail_slower: float | None = None) -> Comparison:
             result.changes.append(ClaimChange(claim, old.get("ours"), new.get("ours"), old.get("holds"),
                                               new.get("holds"), new.get("rule") or old.get("rule") or ""))
     ta, tb = timings_of(ka, da), timings_of(kb, db)
+    shaky = noisy_of(ka, da) | noisy_of(kb, db)
     ratio = result.calibration_ratio
     for step in (s for s in ta if s in tb and ta[s] > 0):
         raw = tb[step] / ta[step]
         normalised = raw / ratio if ratio is not None else None
         judged = normalised if normalised is not None else raw
         result.speeds.append(Speed(step, ta[step], tb[step], raw, normalised,
-                                   fail_slower is not None and judged > 1 + fail_slower / 100))
+                                   fail_slower is not None and judged > 1 + fail_slower / 100, step in shaky))
     return result

@@ -55,6 +55,7 @@ class Matrix:
     wall_s: float = 0.0
     workers: int = 1
     ladder: Any = None  # a torchmech.check.ladder.Ladder once explain() ran
+    seeds: Any = None  # a torchmech.check.seeds.SeedsReport under --seeds: the training claims over K seeds
     errors: dict[str, str] = field(default_factory=dict)  # backend → the one line its column raised
     cell_errors: dict[tuple[str, str], str] = field(default_factory=dict)  # (claim, backend) → what its measure raised
     known: dict[tuple[str, str], Any] = field(default_factory=dict, repr=False)  # the measured values
@@ -78,8 +79,8 @@ class Matrix:
 
     @property
     def exit_code(self) -> int:
-        """1 if any claim fails on any backend, else 0."""
-        return 1 if self.failed() else 0
+        """1 if any claim fails on any backend (or, under ``--seeds``, differs over seeds), else 0."""
+        return 1 if self.failed() or (self.seeds is not None and self.seeds.exit_code) else 0
 
     def cell(self, claim_id: str, backend: str) -> Result:
         return next(r for r in self.cells[backend] if r.id == claim_id)
@@ -101,7 +102,8 @@ class Matrix:
                 "cell_errors": [{"id": i, "backend": b, "error": e} for (i, b), e in self.cell_errors.items()],
                 "claims": rows, "calibration": self.calibration,
                 "failed": [{"id": i, "backend": b} for i, b in self.failed()]} | (
-                    {"ladder": self.ladder.to_json()} if self.ladder is not None else {})
+                    {"ladder": self.ladder.to_json()} if self.ladder is not None else {}) | (
+                    {"seeds": self.seeds.to_json()} if self.seeds is not None else {})
 
     def table(self) -> str:
         """Claim per row, backend per column: how it holds, and off the reference the error ratio."""
@@ -111,6 +113,7 @@ class Matrix:
         rows = [(claim_id, *(text(self.cells[b][i]) for b in self.backends)) for i, claim_id in enumerate(self.ids)]
         times = ("seconds", *(f"{self.seconds.get(b, 0.0):.0f}" for b in self.backends))
         text = text_table(("claim", *self.backends), [*rows, times])
+        text += f"\n\n{self.seeds.table()}" if self.seeds is not None else ""
         return text + (f"\n\n{self.ladder.table()}" if self.ladder is not None else "")
 
     def summary(self) -> str:
@@ -129,6 +132,8 @@ class Matrix:
         failed = [(i, b) for i, b in failed if self.cell(i, b).holds == "no"]
         if failed:
             text += f"; FAIL: {', '.join(f'{i} on {b}' for i, b in failed)}"
+        if self.seeds is not None and self.seeds.failed():
+            text += f"; DIFFER over seeds: {', '.join(f'{i} on {b}' for i, b in self.seeds.failed())}"
         env = self.environment
         return text + (f" (torch {env['torch']}, {env['device_name']}; {self.wall_s:.0f} s, "
                        f"{self.workers} process{'es' if self.workers > 1 else ''})")

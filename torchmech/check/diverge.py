@@ -91,6 +91,7 @@ class Recorder(Backend):
     base: Backend | None = None
     steps: int = 3
     events: list[Event] = field(default_factory=list, compare=False)
+    calls: list[int] = field(default_factory=lambda: [0], compare=False)  # forward passes begun
 
     @classmethod
     def around(cls, base: Backend, steps: int) -> Recorder:
@@ -102,6 +103,18 @@ class Recorder(Backend):
     def function(self, fn: Callable) -> Callable:
         return self.base.function(fn)
 
+    def loss(self, loss_fn: Callable, pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The base's loss, recorded: its value (``step N · loss``) and, in the backward pass, the gradient out
+        of it (``step N · grad · loss``: d loss / d prediction), so a fault in the loss is named at the loss."""
+        step = self.calls[0] - 1
+        if pred.requires_grad:
+            pred.register_hook(lambda g: self.events.append(Event(f"step {step} · grad · loss", _f64(g), site="loss")))
+        loss = self.base.loss(loss_fn, pred, y)
+        name = getattr(loss_fn, "__name__", None) or type(loss_fn).__name__
+        self.events.append(Event(f"step {step} · loss ({name})", _f64(loss), (tuple(pred.shape), tuple(y.shape)),
+                                 site="loss"))
+        return loss
+
     def autocast_context(self) -> AbstractContextManager:
         return self.base.autocast_context()
 
@@ -110,7 +123,7 @@ class Recorder(Backend):
 
     def prepare(self, model: nn.Module) -> nn.Module:
         model = self.base.prepare(model) if not self.base.compile else replace(self.base, compile=None).prepare(model)
-        calls = [0]
+        calls = self.calls
 
         def count(module: nn.Module, args: tuple) -> None:
             if calls[0] >= self.steps:
@@ -204,8 +217,15 @@ class Divergence:
 
     @property
     def module(self) -> str | None:
-        """The name of the diverging operation's module in the model (a gradient: its parameter's module)."""
-        return self.events[0][self.first].site if self.found and self.events else None
+        """The name of the diverging operation's module in the model (a gradient: its parameter's module);
+        ``None`` where none diverged or the loss did (:attr:`at_loss`: it is no module of the model)."""
+        site = self.events[0][self.first].site if self.found and self.events else None
+        return None if site == "loss" else site
+
+    @property
+    def at_loss(self) -> bool:
+        """Whether the first divergence is the loss (its value, or the gradient out of it)."""
+        return self.found and self.events is not None and self.events[0][self.first].site == "loss"
 
     @property
     def exit_code(self) -> int:
@@ -255,7 +275,8 @@ class Divergence:
         """Save the diverging module and its input to ``path``; return the code that replays it on both backends."""
         ea = self.events[0][self.first]
         if ea.module is None:
-            return f"# {self.ratios[self.first][0]} is a gradient: replay the run with `torchmech diverge`"
+            what = "the loss" if self.at_loss else "a gradient"
+            return f"# {self.ratios[self.first][0]} is {what}: replay the run with `torchmech diverge`"
         torch.save({"module": ea.module, "inputs": ea.inputs}, path)
         return (f"import torch\nfrom torchmech.runtime.backends import named\n"
                 f"r = torch.load({str(path)!r}, weights_only=False)\n"

@@ -12,8 +12,9 @@ The rungs (:data:`RUNGS`), each tried where it applies:
   ``emulate_precision_casts`` (rounding where eager rounds), then the ``aot_eager`` and ``eager`` compile
   backends (inductor left out, then AOTAutograd too);
 * TF32 off; deterministic algorithms (and cuDNN's); no CUDA graphs (``mode="default"``);
-* autocast: the module where the claim's run first diverges (:func:`torchmech.check.diverge.diverge`) kept in
-  float32, the rest as it was; then autocast off (every module in float32).
+* autocast: the module that adds the most error to the claim's run (the largest ``added`` of
+  :func:`torchmech.check.layers.attribute`) kept in float32, the rest as it was; then autocast off (every module
+  in float32).
 
 A claim is *restored* by a rung when it holds with that one change. ``torchmech conformance --explain``
 prints the ladder under the matrix and writes ``ladder.json``.
@@ -33,7 +34,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from torchmech.check.diverge import diverge, recipe_of
+from torchmech.check.diverge import recipe_of
+from torchmech.check.layers import attribute
 from torchmech.check.speed import time_step
 from torchmech.runtime.backends import REFERENCE_BACKEND, Backend, named
 from torchmech.spec.claims import claim as get_claim
@@ -55,8 +57,11 @@ class Rung:
     change: Callable[[Backend, str, Path | None], Backend]
 
     def changed(self, be: Backend, claim_id: str, data: Path | None = None) -> Backend:
-        """``be`` with this rung's setting changed, named ``be.name+rung``."""
-        return replace(self.change(be, claim_id, data), name=f"{be.name}+{self.name}")
+        """``be`` with this rung's setting changed, named ``be.name+rung`` (and the modules it keeps in float32:
+        ``cpu-bf16+module_fp32(4)``)."""
+        changed = self.change(be, claim_id, data)
+        kept = changed.fp32_modules[len(be.fp32_modules):]
+        return replace(changed, name=f"{be.name}+{self.name}" + (f"({','.join(kept)})" if kept else ""))
 
 
 def _inductor(be: Backend) -> bool:
@@ -74,16 +79,24 @@ def _setting(name: str) -> Callable[[Backend, str, Path | None], Backend]:
 
 
 def _diverging_module_in_float32(be: Backend, claim_id: str, data: Path | None) -> Backend:
-    """``be`` with the module where ``claim_id``'s run first leaves the reference kept in float32."""
+    """``be`` with the module that adds the most error to ``claim_id``'s run kept in float32: the largest
+    ``added`` of :func:`torchmech.check.layers.attribute` over the run's first 3 steps."""
 
     try:
         recipe_of(claim_id)
     except ValueError:
         raise NotApplicable(f"{claim_id} has no training run to find its diverging module in") from None
-    found = diverge(REFERENCE_BACKEND, be, claim_id, steps=3, data=data)
-    if found.module is None:
-        raise NotApplicable("diverge finds no operation over budget in the run's first 3 steps")
-    return replace(be, fp32_modules=(*be.fp32_modules, found.module))
+    top = attribute(REFERENCE_BACKEND, be, claim_id, steps=3, data=data).largest_added
+    if top is None or not top.added:
+        raise NotApplicable("no module of the run's first 3 steps adds an error to attribute")
+    bound = f", {top.bound_ratio:.2g} of its rounding bound" if top.bound_ratio is not None else ""
+    _ATTRIBUTED[be.name, top.module] = f"{top.module} adds {top.added:.3g}× the reference's own error{bound}"
+    return replace(be, fp32_modules=(*be.fp32_modules, top.module))
+
+
+#: What the attribution said of each module the ``module_fp32`` rung kept in float32: (backend, module) → a line
+#: (how much error it adds, and that error against its rounding bound), shown by the ladder's table.
+_ATTRIBUTED: dict[tuple[str, str], str] = {}
 
 
 #: The ladder, in the order it is climbed.
@@ -106,8 +119,8 @@ RUNGS: tuple[Rung, ...] = (
          lambda be, claim_id, data: replace(be, deterministic=True)),
     Rung("no_cuda_graphs", "torch.compile(mode='default'): no CUDA graph replays each step",
          lambda be: be.compile == "reduce-overhead", lambda be, claim_id, data: replace(be, compile="default")),
-    Rung("module_fp32", "the module where the claim's run first diverges (torchmech diverge) kept in float32, "
-         "outside autocast", lambda be: be.autocast is not None, _diverging_module_in_float32),
+    Rung("module_fp32", "the module that adds the most error to the claim's run (torchmech diverge --layers) kept "
+         "in float32, outside autocast", lambda be: be.autocast is not None, _diverging_module_in_float32),
     Rung("autocast_off", "every module in float32: no autocast", lambda be: be.autocast is not None,
          lambda be, claim_id, data: replace(be, autocast=None)),
 )
@@ -126,6 +139,7 @@ class Try:
     reason: str = ""
     step_before_s: float | None = None
     step_after_s: float | None = None
+    note: str = ""  # module_fp32: what the module kept in float32 adds, against its rounding bound
 
     @property
     def restores(self) -> bool:
@@ -180,7 +194,8 @@ class Ladder:
                 "tries": [{"claim": t.claim, "backend": t.backend, "rung": t.rung, "changed": t.changed,
                            "holds": t.result.holds if t.result else None,
                            "ratio": t.result.ratio if t.result else None, "reason": t.reason,
-                           "restores": t.restores, "step_before_s": t.step_before_s, "step_after_s": t.step_after_s}
+                           "restores": t.restores, "step_before_s": t.step_before_s, "step_after_s": t.step_after_s,
+                           "note": t.note}
                           for t in self.tries]}
 
     def write(self, out: Path) -> list[Path]:
@@ -194,16 +209,19 @@ def _rung_line(rung: str, tries: list[Try]) -> str:
     applied = [t for t in tries if t.result is not None]
     if not applied:
         return f"{rung:<24} not tried: {tries[0].reason}"
+    kept = dict.fromkeys(t.changed.partition("(")[2].rstrip(")") for t in applied if "(" in t.changed)
+    label = f"{rung} ({' / '.join(kept)})" if kept else rung  # the modules module_fp32 keeps in float32
     restored = [t for t in applied if t.restores]
     ratios = [t.result.ratio for t in applied if t.result.ratio is not None]
-    text = f"{rung:<24} restores {len(restored)}/{len(applied)}"
+    text = f"{label:<24} restores {len(restored)}/{len(applied)}"
     if ratios:
         text += f" (largest ratio {max(ratios):.3g})"
     timed = {(t.step_before_s, t.step_after_s) for t in restored if t.step_before_s and t.step_after_s}
     if timed:
         before, after = max(timed, key=lambda ba: ba[1] / ba[0])
         text += f"; step {before * 1e3:.3f} → {after * 1e3:.3f} ms (×{after / before:.2f})"
-    return text
+    notes = dict.fromkeys(t.note for t in applied if t.note)
+    return text + "".join(f"\n{'':<26}{note}" for note in notes)
 
 
 def climb(failing: Sequence[Result], quick: bool = False, data: Path | None = None,
@@ -249,7 +267,9 @@ def climb(failing: Sequence[Result], quick: bool = False, data: Path | None = No
                 ladder.tries.append(Try(claim.id, be.name, rung.name, "", None, changed))
                 continue
             verdict = claim.judge(Context(quick=quick, data=data, known=known).on(changed))
-            attempt = Try(claim.id, be.name, rung.name, changed.name, verdict)
+            kept = changed.fp32_modules[len(be.fp32_modules):]
+            attempt = Try(claim.id, be.name, rung.name, changed.name, verdict,
+                          note="; ".join(_ATTRIBUTED.get((be.name, m), "") for m in kept))
             if attempt.restores:
                 try:
                     recipe = recipe_of(claim.id)

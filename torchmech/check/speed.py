@@ -8,7 +8,6 @@ Speed is measured here and in ``benchmarks/``, never asserted in ``tests/``.
 from __future__ import annotations
 
 import json
-import statistics
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, replace
@@ -23,7 +22,7 @@ from torchmech.chapter.train import FirstBatches, forward, multiclass_correct, t
 from torchmech.check.bench import measure
 from torchmech.runtime.backends import REFERENCE_BACKEND, Backend, named, usable
 from torchmech.runtime.console import text_table
-from torchmech.runtime.devices import synchronize
+from torchmech.runtime.devices import noisy, spread, spread_label, synchronize
 
 #: The models ``torchmech bench --backends`` times one training step of, at the chapter's batch sizes: bench
 #: name → the chapter's recipe (:data:`~torchmech.chapter.recipes.RECIPES`: builder, loss, optimizer, batch size).
@@ -60,6 +59,11 @@ class BackendTiming:
     iqr_s: float
     ratio: float | None = None
     fraction: float | None = None
+
+    @property
+    def noisy(self) -> bool:
+        """Its repeats spread over :data:`~torchmech.runtime.devices.NOISY_SPREAD` of the median."""
+        return noisy(self.median_s, self.iqr_s)
 
     @property
     def step_s(self) -> float:
@@ -148,8 +152,7 @@ def time_epoch(backend: str | Backend, batches: object, full: int, repeats: int 
 
     first = run()
     times = [run() for _ in range(max(repeats, 1))]
-    median = statistics.median(times)
-    iqr = 0.0 if len(times) < 2 else float(torch.tensor(times).quantile(0.75) - torch.tensor(times).quantile(0.25))
+    median, iqr = spread(times)
     n = len(batches)  # type: ignore[arg-type]
     return BackendTiming(be.name, EPOCH, 64, n, first, max(first - median, 0.0) if be.compile else None, median, iqr,
                          fraction=n / full)
@@ -233,14 +236,15 @@ def _model_label(r: BackendTiming) -> str:
 
 
 def format_backend_table(records: Sequence[BackendTiming], status: dict[str, str]) -> str:
-    """One row per backend × model: compile s (``–`` where nothing compiles), step ms, × cpu, epoch s (epoch rows),
-    and the backend's conformance status."""
-    header = ("backend", "model", "batch", "compile s", "step ms", "× cpu", "epoch s", "conforms")
+    """One row per backend × model: compile s (``–`` where nothing compiles), step ms, its spread (IQR over median,
+    marked ``noisy`` above :data:`~torchmech.runtime.devices.NOISY_SPREAD`), × cpu, epoch s (epoch rows), and the
+    backend's conformance status."""
+    header = ("backend", "model", "batch", "compile s", "step ms", "spread", "× cpu", "epoch s", "conforms")
     rows = [(r.backend, _model_label(r), str(r.batch), "–" if r.compile_s is None else f"{r.compile_s:.2f}",
-             f"{r.step_s * 1e3:.3f}",
+             f"{r.step_s * 1e3:.3f}", spread_label(r.median_s, r.iqr_s),
              "—" if r.ratio is None else f"{r.ratio:.2f}", f"{r.median_s:.2f}" if r.model == EPOCH else "",
              status.get(r.backend, "not run")) for r in records]
-    return text_table(header, rows, right={2, 3, 4, 5, 6})
+    return text_table(header, rows, right={2, 3, 4, 5, 6, 7})
 
 
 def inductor_caches() -> str:
@@ -259,7 +263,7 @@ def write_backend_results(records: Sequence[BackendTiming], status: dict[str, st
     out_dir.mkdir(parents=True, exist_ok=True)
     data = {"environment": environment, "quick": quick, "inductor_caches": inductor_caches(),
             "conformance": str(conformance) if conformance else None, "verdicts": status,
-            "records": [asdict(r) | {"step_s": r.step_s, "conforms": status.get(r.backend, "not run")}
+            "records": [asdict(r) | {"step_s": r.step_s, "noisy": r.noisy, "conforms": status.get(r.backend, "not run")}
                         for r in records], "calibration": calibration}
     path = out_dir / "bench-backends.json"
     path.write_text(json.dumps(data, indent=2))

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import json
 import math
-import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -39,7 +38,7 @@ from torchmech.chapter.runs import mnist_train_batches
 from torchmech.chapter.train import multiclass_correct, train
 from torchmech.runtime.backends import REFERENCE_BACKEND, Backend, usable
 from torchmech.runtime.console import text_table
-from torchmech.runtime.devices import synchronize
+from torchmech.runtime.devices import noisy, spread, spread_label, synchronize
 from torchmech.spec.claims import MPG_LOSSES, claim
 
 
@@ -94,7 +93,8 @@ class ToAccuracy:
         epochs: epochs until the target was first reached (``None``: not within the book's epochs).
         seconds: steady-state training seconds through that epoch (``None`` when not reached).
         first_extra_s: the first epoch's seconds beyond the steady state (compiling, under compile).
-        epoch_s: the steady-state (median) seconds of one epoch.
+        epoch_s: the steady-state (median) seconds of one epoch; ``epoch_iqr_s`` their IQR (``noisy`` above
+            :data:`~torchmech.runtime.devices.NOISY_SPREAD` of the median).
         final: the quality after the last epoch.
         ratio: ``seconds`` over the ``cpu`` backend's (``None`` when either did not reach it).
         error: the one line the training raised (a backend that blows up or does not compile), else ``None``.
@@ -111,19 +111,25 @@ class ToAccuracy:
     trained_epochs: int
     ratio: float | None = None
     error: str | None = None
+    epoch_iqr_s: float = 0.0
+
+    @property
+    def noisy(self) -> bool:
+        """The steady epochs' spread is over :data:`~torchmech.runtime.devices.NOISY_SPREAD` of their median."""
+        return noisy(self.epoch_s, self.epoch_iqr_s)
 
 
 def to_accuracy(trace: Trace, target: Target) -> ToAccuracy:
     """The time to ``target`` read off ``trace``: epochs until the first that reaches it, and the
     steady-state seconds through it (the first epoch counted as the median of the others)."""
     times = list(trace.epoch_s)
-    steady = statistics.median(times[1:]) if len(times) > 1 else times[0]
+    steady, iqr = spread(times[1:] if len(times) > 1 else times)
     first_extra = max(times[0] - steady, 0.0)
     counted = [min(times[0], steady), *times[1:]]
     reached = next((i for i, q in enumerate(trace.quality) if target.reached(q)), None)
     seconds = None if reached is None else sum(counted[: reached + 1])
     return ToAccuracy(trace.backend, trace.model, target.describe(), None if reached is None else reached + 1,
-                      seconds, first_extra, steady, trace.quality[-1], len(times))
+                      seconds, first_extra, steady, trace.quality[-1], len(times), epoch_iqr_s=iqr)
 
 
 def _setup(model: str, be: Backend, data: Path | None) -> tuple[Any, Callable[[torch.nn.Module], float] | None]:
@@ -214,14 +220,14 @@ def time_to_accuracy(backends: Sequence[str], models: Sequence[str] = MODELS, da
 def format_table(rows: Sequence[ToAccuracy], status: dict[str, str]) -> str:
     """One row per backend × model: epochs and seconds to the target, × cpu, the first epoch's extra
     (compiling), one epoch's seconds, the final quality and the backend's conformance status."""
-    header = ("backend", "model", "target", "epochs", "seconds", "× cpu", "first extra s", "epoch s", "final",
-              "conforms")
+    header = ("backend", "model", "target", "epochs", "seconds", "× cpu", "first extra s", "epoch s", "spread",
+              "final", "conforms")
     body = [(r.backend, r.model, r.target, "—" if r.epochs is None else f"{r.epochs}/{r.trained_epochs}",
              (f"error ({r.error})" if r.error else "not reached") if r.seconds is None else f"{r.seconds:.2f}",
              "—" if r.ratio is None else f"{r.ratio:.2f}",
-             f"{r.first_extra_s:.2f}", f"{r.epoch_s:.3f}", f"{r.final:.4f}", status.get(r.backend, "not run"))
-            for r in rows]
-    return text_table(header, body, right={3, 4, 5, 6, 7, 8})
+             f"{r.first_extra_s:.2f}", f"{r.epoch_s:.3f}", spread_label(r.epoch_s, r.epoch_iqr_s), f"{r.final:.4f}",
+             status.get(r.backend, "not run")) for r in rows]
+    return text_table(header, body, right={3, 4, 5, 6, 7, 8, 9})
 
 
 def write(rows: Sequence[ToAccuracy], status: dict[str, str], out_dir: Path, environment: dict[str, str],
@@ -232,7 +238,8 @@ def write(rows: Sequence[ToAccuracy], status: dict[str, str], out_dir: Path, env
     path = out_dir / "bench-to-accuracy.json"
     path.write_text(json.dumps({"environment": environment, "targets": {m: asdict(t) for m, t in TARGETS.items()},
                                 "conformance": str(conformance) if conformance else None, "verdicts": status,
-                                "rows": [asdict(r) | {"conforms": status.get(r.backend, "not run")} for r in rows],
+                                "rows": [asdict(r) | {"noisy": r.noisy, "conforms": status.get(r.backend, "not run")}
+                                         for r in rows],
                                 "calibration": calibration},
                                indent=2))
     return path

@@ -449,6 +449,13 @@ def _conformance(args: argparse.Namespace, device: None) -> Written:
         names = chosen_backends(args.backends)
     except ValueError as err:
         raise CommandError(str(err)) from None
+    if args.seeds is not None:
+        from torchmech.check.seeds import check_seeds
+
+        try:  # before the matrix runs: a test that could never reach α
+            check_seeds(args.seeds)
+        except ValueError as err:
+            raise CommandError(str(err)) from None
     _folder(args.out)
     sections = args.sections or chapter_sections()
     workers = args.workers or default_workers()
@@ -456,6 +463,11 @@ def _conformance(args: argparse.Namespace, device: None) -> Written:
                 overlapping=min(workers, len(names)) > 1) as done:  # columns measured at once: time since the start
         matrix = run_conformance(names, args.sections, quick=args.quick, data=args.data, progress=done,
                                  workers=workers)
+    if args.seeds is not None:
+        from torchmech.check.seeds import judge_seeds
+
+        with _steps(len(names), f"seeds ×{args.seeds}", import_lightning=False) as done:
+            matrix.seeds = judge_seeds(names, args.seeds, args.sections, progress=done)
     files = matrix.write(args.out)  # the matrix is on disk before the ladder starts (a ladder can be long)
     if args.explain:
         with _steps(len(matrix.failed()), "ladder", import_lightning=False) as done:
@@ -474,6 +486,13 @@ def _diverge(args: argparse.Namespace, device: None) -> Any:
     except ValueError as err:
         raise CommandError(str(err)) from None
     _folder(args.out, "the folder")
+    if args.layers:
+        from torchmech.check.layers import attribute
+
+        with quiet(import_lightning=False):
+            split = attribute(args.a, args.b, args.claim, args.steps, args.data)
+            split.write(args.out)
+        return split
     with quiet(import_lightning=False):
         found = diverge(args.a, args.b, args.claim, args.steps, args.data)
         found.write(args.out)

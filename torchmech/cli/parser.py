@@ -97,6 +97,10 @@ def _add_checks(commands: argparse._SubParsersAction) -> None:
     conf.add_argument("--explain", action="store_true",
                       help="for every failing claim × backend, re-judge it with one setting changed at a time "
                            "(the mitigation ladder) and say which restores it and what it costs in step time")
+    conf.add_argument("--seeds", type=_positive, default=None, metavar="K",
+                      help="also judge the training claims (XOR's accuracies, MPG's losses) over K seeds (1 … K) on "
+                           "each backend against the reference, batched: a paired signed-rank test at α = 0.01 "
+                           "with its power per claim; written under `seeds` in conformance.json (K ≥ 8)")
     div = commands.add_parser("diverge", parents=[DATA, THREADS, JSON],
                               help="name the first operation where backend b leaves backend a (judged against float64)")
     div.add_argument("--a", default="cpu", metavar="NAME", help="the backend to compare with (default cpu)")
@@ -105,6 +109,10 @@ def _add_checks(commands: argparse._SubParsersAction) -> None:
                      help="follow this claim's training run (default s7.mpg.test_mse)")
     div.add_argument("--steps", type=_positive, default=3, help="training steps to record (default 3)")
     div.add_argument("--out", type=Path, default=Path("reports"), help="where the repro file goes (default reports/)")
+    div.add_argument("--layers", action="store_true",
+                     help="per leaf module and gradient: the error b's run has (total), makes itself (added) and "
+                          "receives (inherited), against float64 in units of a's own error, each Linear's beside "
+                          "its rounding bound; a bar chart layers-<claim>-<b>.png in --out")
 
 
 def _add_runs(commands: argparse._SubParsersAction) -> None:

@@ -171,6 +171,13 @@ class Backend:
             _in_float32(model.get_submodule(name), self.device)
         return self.compiled(model)
 
+    def loss(self, loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], pred: torch.Tensor,
+             y: torch.Tensor) -> torch.Tensor:
+        """The training loop's loss of ``pred`` against ``y``: outside autocast, in the backend's dtype (CUDA's
+        autocast refuses BCELoss). One place, so that a checker can watch the loss (``diverge``'s loss events)
+        and a planted backend can change it."""
+        return loss_fn(pred.to(self.dtype), y)
+
     def function(self, fn: Callable) -> Callable:
         """``fn`` as this backend runs it (compiled under ``compile``)."""
         return self.compiled(fn)

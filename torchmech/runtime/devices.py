@@ -10,6 +10,7 @@ import platform
 import re
 import statistics
 import time
+from collections.abc import Sequence
 
 import torch
 
@@ -142,13 +143,46 @@ def environment(device: str | torch.device | None = "cpu") -> dict[str, str]:
     return env
 
 
+#: A timing is *noisy* when its interquartile range is more than this share of its median: another process, a
+#: frequency change or a cold cache moved its repeats, and a ratio read from it may not be the machine's.
+NOISY_SPREAD = 0.10
+
+
+def spread(times: Sequence[float]) -> tuple[float, float]:
+    """(median, interquartile range) of repeated timings (quartiles by linear interpolation, as
+    ``torch.quantile`` and ``torch.utils.benchmark`` take them); one timing: IQR 0.
+
+    Example::
+
+        >>> spread([1.0, 2.0, 3.0, 4.0, 5.0])
+        (3.0, 2.0)
+    """
+    if not times:
+        raise ValueError("no timings to summarise")
+    if len(times) == 1:
+        return float(times[0]), 0.0
+    q1, _, q3 = statistics.quantiles(times, n=4, method="inclusive")
+    return statistics.median(times), q3 - q1
+
+
+def noisy(median: float, iqr: float) -> bool:
+    """Whether a timing's spread (IQR over median) is over :data:`NOISY_SPREAD`."""
+    return median > 0 and iqr / median > NOISY_SPREAD
+
+
+def spread_label(median: float, iqr: float) -> str:
+    """A table's spread cell: the IQR as a share of the median, ``4%``, or ``23% noisy`` (:func:`noisy`)."""
+    return (f"{iqr / median:.0%}" if median > 0 else "–") + (" noisy" if noisy(median, iqr) else "")
+
+
 #: The calibration's fixed work: an n×n fp32 matmul, and one SGD step of an MLP (sizes) on a batch.
 CALIBRATION_GEMM_N = 512
 CALIBRATION_MLP = (784, 32, 16, 10)
 CALIBRATION_BATCH = 64
 
 
-def _median_s(fn: object, device: torch.device, repeats: int, warmup: int) -> float:
+def _timed(fn: object, device: torch.device, repeats: int, warmup: int) -> tuple[float, float]:
+    """(median, IQR) seconds of ``repeats`` calls of ``fn`` after ``warmup`` untimed ones, ``device`` drained."""
     times = []
     for i in range(warmup + repeats):
         start = time.perf_counter()
@@ -156,14 +190,15 @@ def _median_s(fn: object, device: torch.device, repeats: int, warmup: int) -> fl
         synchronize(device)
         if i >= warmup:
             times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return spread(times)
 
 
 def calibration(device: str | torch.device | None = "cpu", repeats: int = 9) -> dict[str, object]:
     """A yardstick measured in the same run as a record's timings (well under a second on a CPU): the median
     seconds of a :data:`CALIBRATION_GEMM_N`-square fp32 matmul (and its GFLOP/s), of one SGD training step of the
-    :data:`CALIBRATION_MLP` MLP on a batch of :data:`CALIBRATION_BATCH`, and ``seconds``, the geometric mean of
-    the two: a machine (or a run beside other work) twice as slow doubles it. The shapes and the seed are fixed;
+    :data:`CALIBRATION_MLP` MLP on a batch of :data:`CALIBRATION_BATCH` (each with its IQR), and ``seconds``, the
+    geometric mean of the two: a machine (or a run beside other work) twice as slow doubles it; ``noisy`` where
+    either spread is (:func:`noisy`). The shapes and the seed are fixed;
     torch's random state is left as it was."""
     dev = resolve_device(device)
     n = CALIBRATION_GEMM_N
@@ -183,8 +218,10 @@ def calibration(device: str | torch.device | None = "cpu", repeats: int = 9) -> 
         torch.nn.functional.cross_entropy(model(x), y).backward()
         optimizer.step()
 
-    gemm_s = _median_s(lambda: a @ b, dev, repeats, warmup=2)
-    step_s = _median_s(step, dev, repeats * 3, warmup=3)
+    gemm_s, gemm_iqr = _timed(lambda: a @ b, dev, repeats, warmup=2)
+    step_s, step_iqr = _timed(step, dev, repeats * 3, warmup=3)
     return {"device": str(dev), "threads": torch.get_num_threads(), "gemm_n": n, "gemm_s": gemm_s,
-            "gemm_gflops": round(2 * n**3 / gemm_s / 1e9, 2), "step_mlp": "-".join(map(str, CALIBRATION_MLP)),
-            "step_batch": CALIBRATION_BATCH, "step_s": step_s, "seconds": (gemm_s * step_s) ** 0.5}
+            "gemm_iqr_s": gemm_iqr, "gemm_gflops": round(2 * n**3 / gemm_s / 1e9, 2),
+            "step_mlp": "-".join(map(str, CALIBRATION_MLP)), "step_batch": CALIBRATION_BATCH, "step_s": step_s,
+            "step_iqr_s": step_iqr, "seconds": (gemm_s * step_s) ** 0.5,
+            "noisy": noisy(gemm_s, gemm_iqr) or noisy(step_s, step_iqr)}
