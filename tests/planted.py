@@ -152,3 +152,53 @@ class SlowSGD(Backend):
     def function(self, fn: Callable) -> Callable:
         inner = super().function(fn)
         return lambda *args, **kwargs: _slower(inner(*args, **kwargs))
+
+
+@dataclass(frozen=True)
+class LrOff(Backend):
+    """The CPU in float32 with a fused optimizer whose learning rate is ``factor`` × the recipe's on one parameter
+    (``param``): each update of it goes ``factor`` × as far. Planted as the weights the next forward pass meets
+    (the optimizer itself is the recipe's): the fault is in what the step wrote, nowhere in the arithmetic."""
+
+    param: str = "2.weight"
+    factor: float = 1.1
+
+    def prepare(self, model: nn.Module) -> nn.Module:
+        model = super().prepare(model)
+        weight = dict(model.named_parameters())[self.param]
+        last: list[torch.Tensor] = []
+
+        def stretch(module: nn.Module, args: tuple) -> None:
+            with torch.no_grad():
+                if last:
+                    weight.add_((weight - last[0]) * (self.factor - 1))
+                last[:] = [weight.detach().clone()]
+
+        model.register_forward_pre_hook(stretch)
+        return model
+
+
+
+@dataclass(frozen=True)
+class SlowAdam(Backend):
+    """The CPU in float32, except that every batched function it runs (``function``: the forward of
+    ``conformance --seeds``, whose first argument is the stacked ``(weight, bias)`` layers) sees each parameter at
+    ``start + factor · (p − start)``, ``start`` its value at the first call: the weights move ``factor`` × as far as
+    the optimizer steps them (bit for bit the same forward at the start). Under Adam this is Adam at ``factor`` × its
+    learning rate (its gradients arrive × ``factor``, which Adam's step ignores): what slows Adam is a shorter step,
+    not a smaller gradient (:class:`SlowSGD`'s × 0.9 leaves Adam's step as it is, up to ε)."""
+
+    factor: float = 0.9
+
+    def function(self, fn: Callable) -> Callable:
+        inner = super().function(fn)
+        start: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+        def damped(layers: list[tuple[torch.Tensor, torch.Tensor]], *args: object) -> torch.Tensor:
+            if not start:
+                start.extend((w.detach().clone(), b.detach().clone()) for w, b in layers)
+            moved = [(w0 + self.factor * (w - w0), b0 + self.factor * (b - b0))
+                     for (w, b), (w0, b0) in zip(layers, start, strict=True)]
+            return inner(moved, *args)
+
+        return damped

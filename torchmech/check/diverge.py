@@ -69,7 +69,8 @@ def run_of(claim_id: str) -> Callable[[Backend, Path | None], Any]:
 
 @dataclass(frozen=True)
 class Event:
-    """One recorded value: ``step 0 · forward · 2 (Linear)`` or ``step 0 · grad · 2.weight``."""
+    """One recorded value: ``step 0 · forward · 2 (Linear)``, ``step 0 · grad · 2.weight``, ``step 1 · update ·
+    2.weight`` (what an optimizer step wrote), ``step 0 · loss (MSELoss)``."""
 
     name: str
     value: torch.Tensor  # float64, on the CPU
@@ -85,8 +86,13 @@ class _Enough(Exception):
 
 @dataclass(frozen=True)
 class Recorder(Backend):
-    """A backend that runs as ``base`` does and records every leaf's output and parameter's gradient of
-    the first ``steps`` forward passes into ``events``."""
+    """A backend that runs as ``base`` does and records, for the first ``steps`` forward passes into ``events``:
+    from the second on, every parameter's update, as the last optimizer step wrote it and this forward pass
+    meets it (``step N · update · 0.bias``: the weight now minus the weight the previous pass met; judged as
+    an update, not a weight, whose budget is 100× a step's size); every leaf's output; the loss; the gradient
+    out of the loss and every parameter's gradient. A fault in the optimizer (a wrong learning rate on one
+    parameter, an update applied a step late) is so named at the update it wrote, before the forward pass
+    that reads it."""
 
     base: Backend | None = None
     steps: int = 3
@@ -125,9 +131,18 @@ class Recorder(Backend):
         model = self.base.prepare(model) if not self.base.compile else replace(self.base, compile=None).prepare(model)
         calls = self.calls
 
+        params = [(name.replace("._orig_mod", ""), p) for name, p in model.named_parameters()]
+        before: dict[str, torch.Tensor] = {}
+
         def count(module: nn.Module, args: tuple) -> None:
             if calls[0] >= self.steps:
                 raise _Enough
+            for name, p in params:  # what the last optimizer step wrote, as this forward pass meets it
+                now = _f64(p)
+                if calls[0] > 0:  # the update, not the weight: a fault of a step's size next to weights 100× larger
+                    self.events.append(Event(f"step {calls[0]} · update · {name}", now - before[name],
+                                             site=name.rpartition(".")[0]))
+                before[name] = now
             calls[0] += 1
 
         model.register_forward_pre_hook(count)
@@ -166,7 +181,9 @@ def _bare(leaf: nn.Module) -> nn.Module:
 
 
 def _f64(t: torch.Tensor) -> torch.Tensor:
-    return t.detach().to("cpu", torch.float64)
+    """A float64 CPU copy of ``t`` — a copy even where ``t`` is one already (the arbiter's): a recorded value must
+    not change as the run goes on (an optimizer writes its parameters in place)."""
+    return t.detach().to("cpu", torch.float64, copy=True)
 
 
 def _leaves(model: nn.Module) -> Iterator[tuple[str, nn.Module, str, nn.Module]]:

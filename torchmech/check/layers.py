@@ -64,7 +64,8 @@ def linear_bound_factor(n: int, be: Backend) -> float:
 
 @dataclass(frozen=True)
 class Row:
-    """One event of ``b``'s run: a leaf's output (``kind`` forward) or a parameter's gradient (grad), with
+    """One event of ``b``'s run: a leaf's output (``kind`` forward), a parameter's gradient (grad) or the update an
+    optimizer step wrote to it (update: ``total`` only, the optimizer is not replayed), with
     ``total``, ``added`` and ``inherited`` in units of ``unit`` (the reference's own error; see
     :func:`attribute`), ``budget`` (diverge's tensor budget, same units) and for a Linear's output
     ``bound_ratio`` (the largest element's measured added error over its rounding bound)."""
@@ -91,7 +92,7 @@ def _step_of(name: str) -> int:
 
 
 def _kind_of(name: str) -> str:
-    return "grad" if " · grad · " in name else "forward"
+    return "grad" if " · grad · " in name else "update" if " · update · " in name else "forward"
 
 
 @dataclass
