@@ -190,6 +190,32 @@ def test_bands_absolute_relative_and_per_part() -> None:
     assert "summation order" in band.describe(CPU) and "0.50%" in rel.describe(CPU)
 
 
+@pytest.mark.parametrize("epoch", [3, 14, 19])
+def test_an_epochs_arbiter_budget_counts_the_drift_so_far(epoch: int) -> None:
+    """MNIST's accuracy at an epoch: e_ref is the reference's largest error to float64 so far in the run, not
+    this epoch's alone (which is 0 where the float32 run lands on float64's digits by chance). With the earlier
+    epochs' values planted (the reference 12 answers of 60,000 off at one earlier epoch, exactly on float64's
+    at this one): the budget is k·2e-4 + tol; the same number at the first epoch (nothing earlier) has tol alone.
+    A later epoch's error does not count, and the verdict takes the values the matrix measured (no training)."""
+    ids = [f"s8.mnist.train_acc.epoch{i}" for i in range(20)]
+    known = {(i, b): 0.95 for i in ids for b in ("cpu", "cpu-fp64", "compile")}
+    known[ids[epoch - 1], "cpu"] = 0.95 + 12 / 60_000  # 2e-4 off float64, one epoch before
+    known[ids[epoch + 1] if epoch < 19 else ids[0], "cpu"] = 0.95 + 600 / 60_000 if epoch < 19 else 0.95
+    ctx = Context(known=known).on("compile")
+    t = ctx.be.tolerance
+    c = claim(ids[epoch])
+    assert c.rule.drift(ctx) == pytest.approx(12 / 60_000)
+    x64 = x32 = 0.95
+    budget = t.k * 12 / 60_000 + t.tol * 1.0
+    at_edge = c.rule.conform(x64 + budget * 0.999, x32, x64, ctx, c.rule.drift(ctx))
+    over = c.rule.conform(x64 + budget * 1.001, x32, x64, ctx, c.rule.drift(ctx))
+    assert (at_edge.holds, over.holds) == ("conforms", "no") and over.ratio == pytest.approx(1.001)
+    known[ids[epoch], "compile"] = x64 + budget * 0.999
+    assert c.judge(ctx).holds == "conforms"  # from the known values: the matrix's path
+    first = claim(ids[0])
+    assert first.rule.drift(ctx) == 0.0 and "so far in the run" in c.rule.describe(ctx)
+
+
 def test_off_the_reference_numbers_are_judged_by_the_float64_arbiter() -> None:
     """The book's digits are facts of the reference backend (the CPU in float32, eager): there nothing is
     loosened; on any other backend a number holds when |x − x₆₄| ≤ k·|x₃₂ − x₆₄| + tol·max(1, |x₆₄|),
