@@ -84,11 +84,17 @@ def test_bf16_adds_at_its_matmuls_within_their_rounding_bound(claim_id: str) -> 
 
 def test_a_backend_that_rounds_more_than_it_says_is_over_its_rounding_bound() -> None:
     """A backend that rounds every Linear's inputs to TF32 but says float32: each Linear's measured error is over
-    the float32 rounding bound (the bound catches what the budget, scaled by the reference's own error, may not)."""
+    the float32 rounding bound (the bound catches what the budget, scaled by the reference's own error, may not);
+    the same rounding said as TF32 (precision ``tf32``, as ``cuda-tf32``) is within TF32's bound, and not far
+    under it."""
     found = attribute("cpu", EmulatedTF32("tf32-as-fp32", "TF32 judged as float32", tf32=True), "s7.mpg.test_mse",
                       steps=1)
     linears = [r for r in found.rows if "(Linear)" in r.name]
     assert linears and all(r.bound_ratio > 1 for r in linears)
+    said = EmulatedTF32("tf32-as-tf32", "TF32 said", tf32=True, precision="tf32")  # as cuda-tf32 says it
+    found = attribute("cpu", said, "s7.mpg.test_mse", steps=1)
+    linears = [r for r in found.rows if "(Linear)" in r.name]
+    assert linears and all(0.01 < r.bound_ratio <= 1 for r in linears)
 
 
 @pytest.mark.parametrize(("param", "factor"), [("3.weight", 1.002), ("1.bias", 1.01)])

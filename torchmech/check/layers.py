@@ -44,6 +44,10 @@ UNIT_ROUNDOFF: dict[torch.dtype, float] = {torch.float32: 2.0**-24, torch.bfloat
                                            torch.float16: 2.0**-11, torch.float64: 2.0**-53}
 
 
+#: TF32's unit roundoff (10 explicit mantissa bits), for a backend whose precision is ``tf32``.
+TF32_UNIT_ROUNDOFF = 2.0**-11
+
+
 def gamma(n: int, u: float) -> float:
     """Higham's γₙ = n·u / (1 − n·u): the relative error bound of n successive roundings at unit roundoff u."""
     return n * u / (1 - n * u) if n * u < 1 else math.inf
@@ -55,11 +59,15 @@ def linear_bound_factor(n: int, be: Backend) -> float:
     ``be``'s dtype (unit roundoff u_s) and, under autocast, again to the autocast dtype (u_c); the n products
     and the bias are summed at u_acc (float32 under a 16-bit autocast: the CPU's bf16 matmuls accumulate in
     float32; else u_s), and the result is rounded to the autocast dtype: c = ((1 + u_s)(1 + u_c))²·(1 +
-    γ_{n+1}(u_acc))·(1 + u_c) − 1. For float32 and n = 8 c ≈ 11·2⁻²⁴."""
+    γ_{n+1}(u_acc))·(1 + u_c) − 1. A backend whose precision is ``tf32`` (TF32 matmuls said, not hidden) has its
+    inputs rounded at u_c = 2⁻¹¹, summed and returned in float32. For float32 and n = 8 c ≈ 11·2⁻²⁴."""
     u_s = UNIT_ROUNDOFF.get(be.dtype, 0.0)
-    u_c = UNIT_ROUNDOFF.get(be.autocast, 0.0) if be.autocast is not None else 0.0
-    u_acc = UNIT_ROUNDOFF[torch.float32] if be.autocast is not None else u_s
-    return ((1 + u_s) * (1 + u_c)) ** 2 * (1 + gamma(n + 1, u_acc)) * (1 + u_c) - 1
+    if be.autocast is not None:
+        u_c = u_out = UNIT_ROUNDOFF.get(be.autocast, 0.0)
+    else:  # a backend that says TF32 (its precision) multiplies inputs rounded to 10 bits, its output float32
+        u_c, u_out = (TF32_UNIT_ROUNDOFF if be.precision == "tf32" else 0.0), 0.0
+    u_acc = UNIT_ROUNDOFF[torch.float32] if be.autocast is not None or u_c else u_s
+    return ((1 + u_s) * (1 + u_c)) ** 2 * (1 + gamma(n + 1, u_acc)) * (1 + u_out) - 1
 
 
 @dataclass(frozen=True)
@@ -128,7 +136,8 @@ class Attribution:
             return "—" if x is None else f"{x:.3g}"
 
         for r in self.rows:
-            flag = "  ← over budget" if r.added is not None and r.added > r.budget else ""
+            flag = ("  ← adds over budget" if r.added is not None and r.added > r.budget
+                    else "  ← over budget" if r.total > r.budget else "")
             lines.append(f"{r.name:<34} {num(r.total):>9} {num(r.added):>9} {num(r.inherited):>9} "
                          f"{num(r.budget):>9} {num(r.bound_ratio):>9}{flag}")
         top = self.largest_added
