@@ -11,6 +11,8 @@
 #   pytest       pytest -m cuda --runslow (pytest.log, pytest-cuda.xml)
 #   conformance  conformance --quick --explain on cuda cuda-tf32 cuda-bf16 cuda-graphs (conformance/)
 #   accuracy     bench --to-accuracy on the same backends (to-accuracy/)
+#   layers       diverge --layers on MNIST's first step for each backend: total/added/inherited per layer and
+#                each Linear against its rounding bound (layers/: a JSON and a chart per backend)
 # epoch and sweep time the GPU alone; pytest, conformance and accuracy then run side by side on their own
 # CPU cores (their seconds are read with that in mind).
 #
@@ -27,16 +29,16 @@ steps=()
 for arg in "$@"; do
     case $arg in
         --dry-run) dry=1 ;;
-        -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
-        env|epoch|sweep|pytest|conformance|accuracy) steps+=("$arg") ;;
-        *) echo "run.sh: unknown step or option '$arg' (steps: env epoch sweep pytest conformance accuracy;" \
+        -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
+        env|epoch|sweep|pytest|conformance|accuracy|layers) steps+=("$arg") ;;
+        *) echo "run.sh: unknown step or option '$arg' (steps: env epoch sweep pytest conformance accuracy layers;" \
                 "option: --dry-run)" >&2; exit 2 ;;
     esac
 done
-[ ${#steps[@]} -eq 0 ] && steps=(env epoch sweep pytest conformance accuracy)
+[ ${#steps[@]} -eq 0 ] && steps=(env epoch sweep pytest conformance accuracy layers)
 wants() { [[ " ${steps[*]} " == *" $1 "* ]]; }
 
-RESULTS=${RESULTS:-reports/gpu}
+export RESULTS=${RESULTS:-reports/gpu}
 mkdir -p "$RESULTS"
 if [ -z "${PYTHON:-}" ]; then
     if [ -x .venv/bin/python ]; then PYTHON=.venv/bin/python; else PYTHON=python3; fi
@@ -135,18 +137,26 @@ if wants accuracy; then
     pids+=($!)
 fi
 [ ${#pids[@]} -gt 0 ] && wait "${pids[@]}"
+if wants layers; then  # after the others: seconds each, the GPU to itself
+    mkdir -p "$RESULTS/layers"
+    # shellcheck disable=SC2016,SC2086  # $b expands in the inner shell; the backends split on purpose
+    step layers 120 bash -c 'for b in "$@"; do "$0" -m torchmech diverge --b "$b" --claim s8.mnist.test_acc \
+        --steps 1 --layers --json --out "$RESULTS/layers" >"$RESULTS/layers/$b.json" || true; done' \
+        "$PYTHON" $backends
+fi
 echo "total: $((SECONDS - began)) s" >>"$RESULTS/summary.txt"
 
 # --- the summary: the last lines of each step ---------------------------------------------------------
 {
     echo
-    for name in env epoch sweep pytest conformance accuracy; do
+    for name in env epoch sweep pytest conformance accuracy layers; do
         [ -f "$RESULTS/$name.log" ] || [ "$name" = env ] || continue
         echo "=== $name"
         case $name in
             env) cat "$RESULTS/env.txt" 2>/dev/null | head -30 ;;
             sweep) grep -E "crossover|error|Error" "$RESULTS/sweep.log" | tail -5 ;;
             pytest) grep -E "passed|failed|FAILED|ERROR|Error" "$RESULTS/pytest.log" | tail -40 ;;
+            layers) grep -H '"largest_added"' "$RESULTS"/layers/*.json; tail -5 "$RESULTS/layers.log" ;;
             *) tail -40 "$RESULTS/$name.log" ;;
         esac
     done
