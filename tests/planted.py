@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -109,27 +109,19 @@ class Explodes(Backend):
     float16 drove XOR's weights to NaN after ≈ 15,000 steps."""
 
     after: int = 5
+    taken: list[int] = field(default_factory=lambda: [0], compare=False)  # the run in progress's steps so far
 
     def loss(self, loss_fn, pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         loss = super().loss(loss_fn, pred, y)
-        if not pred.requires_grad:
-            return loss
-        taken = self._taken()
-        taken[0] += 1
-        if taken[0] > self.after:
-            loss.register_hook(lambda g: g * 1e38)
+        if pred.requires_grad:
+            self.taken[0] += 1
+            if self.taken[0] > self.after:
+                loss.register_hook(lambda g: g * 1e38)
         return loss
 
-    def _taken(self) -> list[int]:
-        """Steps taken by the run in progress (a new count per prepared model)."""
-        return _STEPS.setdefault(id(self), [0])
-
     def prepare(self, model: nn.Module) -> nn.Module:
-        _STEPS[id(self)] = [0]
+        self.taken[0] = 0  # a new run counts from its first step
         return super().prepare(model)
-
-
-_STEPS: dict[int, list[int]] = {}
 
 
 def _slower(out: torch.Tensor, factor: float = 0.9) -> torch.Tensor:

@@ -94,6 +94,14 @@ class EnsembleResult:
         return (self.valid_acc > threshold).float().mean().item()
 
 
+def stacked(members: Sequence[Layers], be: Backend) -> Layers:
+    """The members' layers stacked on ``be``'s device and dtype, as leaves to train: weights (K, in, out), biases
+    (K, 1, out) — what :func:`torch.baddbmm` takes, one member per batch entry."""
+    return [(be.cast(torch.stack([m[i][0] for m in members])).requires_grad_(),
+             be.cast(torch.stack([m[i][1] for m in members]).unsqueeze(1)).requires_grad_())
+            for i in range(len(members[0]))]
+
+
 def batch_orders(k: int, n: int, seed: int, device: torch.device | str = "cpu") -> Iterator[torch.Tensor]:
     """An endless stream of per-epoch orders: each a (k, n) tensor, row ``i`` a permutation for member ``i``."""
     g = torch.Generator().manual_seed(seed)
@@ -155,11 +163,7 @@ def train_ensemble(
         members.append(build())
     per_member = [chain_layers(m) for m in members]
     noise = per_member[0][1]
-    layers: Layers = []
-    for i in range(len(per_member[0][0])):
-        w = be.cast(torch.stack([layers_[i][0] for layers_, _ in per_member])).requires_grad_()
-        b = be.cast(torch.stack([layers_[i][1] for layers_, _ in per_member]).unsqueeze(1)).requires_grad_()
-        layers.append((w, b))
+    layers = stacked([layers_ for layers_, _ in per_member], be)
     k, steps = len(seeds), n // batch_size
     x, y = be.cast(data.x_train), be.cast(data.y_train)
     orders = batch_orders(k, n, order_seed, be.device)

@@ -139,6 +139,7 @@ class Try:
     reason: str = ""
     step_before_s: float | None = None
     step_after_s: float | None = None
+    kept: tuple[str, ...] = ()  # module_fp32: the modules the change keeps in float32
     note: str = ""  # module_fp32: what the module kept in float32 adds, against its rounding bound
 
     @property
@@ -209,7 +210,7 @@ def _rung_line(rung: str, tries: list[Try]) -> str:
     applied = [t for t in tries if t.result is not None]
     if not applied:
         return f"{rung:<24} not tried: {tries[0].reason}"
-    kept = dict.fromkeys(t.changed.partition("(")[2].rstrip(")") for t in applied if "(" in t.changed)
+    kept = dict.fromkeys(",".join(t.kept) for t in applied if t.kept)
     label = f"{rung} ({' / '.join(kept)})" if kept else rung  # the modules module_fp32 keeps in float32
     restored = [t for t in applied if t.restores]
     ratios = [t.result.ratio for t in applied if t.result.ratio is not None]
@@ -268,7 +269,7 @@ def climb(failing: Sequence[Result], quick: bool = False, data: Path | None = No
                 continue
             verdict = claim.judge(Context(quick=quick, data=data, known=known).on(changed))
             kept = changed.fp32_modules[len(be.fp32_modules):]
-            attempt = Try(claim.id, be.name, rung.name, changed.name, verdict,
+            attempt = Try(claim.id, be.name, rung.name, changed.name, verdict, kept=kept,
                           note="; ".join(_ATTRIBUTED.get((be.name, m), "") for m in kept))
             if attempt.restores:
                 try:

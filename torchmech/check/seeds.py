@@ -41,7 +41,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from torchmech.chapter.capacity import train_ensemble
+from torchmech.chapter.capacity import Layers, stacked, train_ensemble
 from torchmech.chapter.data.auto_mpg import mpg_features
 from torchmech.chapter.data.mnist import load_mnist, to_float_images
 from torchmech.chapter.data.xor import make_xor
@@ -58,15 +58,12 @@ POWER = 0.8
 #: The test, as the report names it.
 TEST = ("paired Wilcoxon signed-rank (scipy.stats.wilcoxon) of each seed's backend − reference difference, "
         "beyond the backend's tolerance: two one-sided tests at α/2")
-#: Why a training claim is not judged over seeds, by recipe (none today: MNIST's are judged in part, below).
-SKIPPED: dict[str, str] = {}
 #: The epochs of MNIST trained over seeds: their claims (``s8.mnist.train_acc.epoch0`` …) are judged.
 MNIST_EPOCHS = 5
 #: Why MNIST's later claims are not (``{e}``: :data:`MNIST_EPOCHS`).
 MNIST_SKIPPED = ("not judged over seeds: only the first {e} of MNIST's 20 epochs are trained over seeds (an epoch of "
                  "16 batched seeds takes 5–8 s per CPU backend at one thread: 20 epochs would add 2–3 min per backend)")
 
-Layers = list[tuple[torch.Tensor, torch.Tensor]]
 
 
 # --- the statistics --------------------------------------------------------------------------------
@@ -186,13 +183,6 @@ def _regress(layers: Sequence[tuple[torch.Tensor, torch.Tensor]], x: torch.Tenso
     return _outputs(layers, x)[..., 0]
 
 
-def _stacked(members: Sequence[Layers], be: Backend) -> Layers:
-    """The members' layers stacked on ``be``'s device and dtype, as leaves: weights (K, in, out), biases (K, 1, out)."""
-    return [(be.cast(torch.stack([m[i][0] for m in members])).requires_grad_(),
-             be.cast(torch.stack([m[i][1] for m in members]).unsqueeze(1)).requires_grad_())
-            for i in range(len(members[0]))]
-
-
 @dataclass(frozen=True)
 class MpgSeeds:
     """What :func:`train_mpg` measured, one entry per seed: ``train_loss`` (K, epochs), ``test_mse``, ``test_mae``."""
@@ -220,7 +210,7 @@ def train_mpg(seeds: Sequence[int], backend: Backend | str = REFERENCE_BACKEND,
         batches = ShuffledBatches(data.x_train, data.y_train, size)
         orders.append(torch.stack([batches.order() for _ in range(epochs)]))  # (epochs, n)
     order = torch.stack(orders, dim=1).to(be.device)  # (epochs, K, n)
-    layers = _stacked(members, be)
+    layers = stacked(members, be)
     params = [p for wb in layers for p in wb]
     x, y = be.cast(data.x_train), be.cast(data.y_train)
     forward = be.function(_regress)
@@ -281,7 +271,7 @@ def train_mnist(seeds: Sequence[int], backend: Backend | str = REFERENCE_BACKEND
         batches = ShuffledBatches(x, y, size)
         orders.append(torch.stack([batches.order() for _ in range(epochs)]))  # (epochs, n)
     order = torch.stack(orders, dim=1).to(be.device)  # (epochs, K, n)
-    layers = _stacked(members, be)
+    layers = stacked(members, be)
     optimizer = recipe.make_optimizer([p for wb in layers for p in wb])
     x, y = be.cast(x), y.to(be.device)
     forward = be.function(_outputs)
@@ -339,9 +329,7 @@ def training_claims(sections: Sequence[str] | None = None) -> tuple[list[tuple[s
     for c in claims():
         if c.recipe is None or (sections is not None and c.section not in sections):
             continue
-        if c.recipe in SKIPPED:
-            skipped[c.id] = SKIPPED[c.recipe]
-        elif c.recipe == "mnist" and (why := _mnist_skipped(c.id)) is not None:
+        if c.recipe == "mnist" and (why := _mnist_skipped(c.id)) is not None:
             skipped[c.id] = why
         elif (q := _quantity(c.id, c.recipe)) is not None:
             judged.append((c.id, c.recipe, q[0]))
